@@ -67,6 +67,8 @@ class StepBench:
             s, (0.5,) * chans, (0.25,) * chans, scale=(cfg.data.crop_scale_min, cfg.data.crop_scale_max)
         )
         self.model = IJepa(cfg, chans).to(device)
+        if cfg.train.compile:
+            self.model.compile_for_training()
         fused = {"fused": True} if device.type == "cuda" else {}
         self.optimizer = torch.optim.AdamW(param_groups(self.model), lr=cfg.optim.lr, **fused)
         grid = self.model.encoder.grid

@@ -248,6 +248,15 @@ class IJepa(nn.Module):
         self.target = copy.deepcopy(self.encoder)
         self.target.requires_grad_(False)
 
+    def compile_for_training(self) -> None:
+        """``torch.compile`` the three networks in place (state-dict keys unchanged).
+
+        Context lengths vary from batch to batch, so shapes are compiled as dynamic to avoid recompiling.
+        """
+        self.encoder.compile(dynamic=True)
+        self.predictor.compile(dynamic=True)
+        self.target.compile()
+
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
         """``target <- momentum * target + (1 - momentum) * encoder``, one fused op over all tensors."""

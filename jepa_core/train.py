@@ -229,6 +229,8 @@ class Trainer:
         self.data = TrainData(cfg, self.device)
         self.eval_data = EvalData(cfg, self.device)
         self.model = IJepa(cfg, self.data.in_chans).to(self.device)
+        if cfg.train.compile:
+            self.model.compile_for_training()
         fused = {"fused": True} if self.device.type == "cuda" else {}
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), **fused
