@@ -107,7 +107,8 @@ class EvalConfig:
     test_subset: int = 0  # 0 = the whole held-out split
     knn_k: int = 20
     batch_size: int = 512
-    collapse_threshold: float = 0.05  # warn when RankMe < threshold * embed_dim
+    collapse_threshold: float = 0.025  # warn when RankMe < threshold * embed_dim (a mean-dominated but healthy
+    # representation of this size sits around 0.04-0.1 x dim; a collapsed one falls towards 1)
 
 
 @dataclass

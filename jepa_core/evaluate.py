@@ -200,7 +200,7 @@ def linear_probe(
     *,
     num_classes: int | None = None,
     weight_decay: float = 1e-4,
-    max_iter: int = 100,
+    max_iter: int = 1000,
 ) -> float:
     """Test accuracy of a multinomial logistic-regression probe on frozen features.
 
@@ -414,7 +414,7 @@ def raw_pixel_probe(
     *,
     num_classes: int | None = None,
     weight_decay: float = 1e-4,
-    max_iter: int = 100,
+    max_iter: int = 1000,
 ) -> float:
     """Linear-probe accuracy on flattened raw pixels: the baseline a learned encoder must beat.
 

@@ -1,0 +1,473 @@
+"""Tests of sweep reports: pure frame functions on hand-built frames, then whole reports from a real MLflow
+sqlite store (no Ray: the store is filled with the layout the sweep writes)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from orchestrator import report
+from orchestrator import report_data as rd
+
+T0 = pd.Timestamp("2026-11-27 10:00", tz="UTC")
+
+
+def make_runs(
+    trials: list[dict[str, Any]], swept: list[str], metric: str = "probe_acc", goal: str = "maximize"
+) -> pd.DataFrame:
+    """A search_runs-like frame: a parent run and one child per dict (params as strings, like MLflow)."""
+    rows: list[dict[str, Any]] = [
+        {
+            "run_id": "p0",
+            "status": "RUNNING",
+            "start_time": T0,
+            "end_time": pd.NaT,
+            "tags.jepa.role": "sweep",
+            "tags.jepa.sweep": "fixture",
+            "tags.jepa.swept_params": json.dumps(swept),
+            "tags.jepa.metric": metric,
+            "tags.jepa.metric_goal": goal,
+            "tags.jepa.git_sha": "abc123",
+            "tags.jepa.host": "testhost",
+            "tags.jepa.device": "cpu",
+        }
+    ]
+    for i, t in enumerate(trials):
+        row: dict[str, Any] = {
+            "run_id": f"r{i}",
+            "status": t.get("status", "FINISHED"),
+            "start_time": T0 + pd.Timedelta(seconds=10 * i),
+            "end_time": T0 + pd.Timedelta(seconds=10 * i + t.get("duration", 100)),
+            "tags.mlflow.parentRunId": "p0",
+            "tags.jepa.role": "trial",
+            "tags.jepa.seed": str(t.get("seed", 0)),
+            "tags.jepa.collapsed": "true" if t.get("collapsed") else None,
+            "tags.jepa.failure_reason": t.get("reason"),
+        }
+        row.update({f"params.{k}": str(v) for k, v in t["params"].items()})
+        row.update({f"metrics.{k}": v for k, v in t.get("metrics", {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ema_trials(values: dict[float, list[float]]) -> list[dict[str, Any]]:
+    """One trial per (EMA momentum value, seed) with the given probe accuracies."""
+    return [
+        {"params": {"ema.momentum_start": v, "train.seed": s}, "seed": s, "metrics": {"probe_acc": acc}}
+        for v, accs in values.items()
+        for s, acc in enumerate(accs)
+    ]
+
+
+# --------------------------------------------------------------------------------------------- casting
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("3", 3),
+        ("-2", -2),
+        ("0.996", 0.996),
+        ("1e-3", 1e-3),
+        ("None", None),
+        ("True", True),
+        ("False", False),
+        ("l2", "l2"),
+        ("fashion_mnist", "fashion_mnist"),
+        (None, None),
+    ],
+)
+def test_cast_param_value__types(raw: Any, expected: Any) -> None:
+    value = rd.cast_param_value(raw)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_cast_params__columns_get_numeric_dtypes() -> None:
+    runs = pd.DataFrame(
+        {
+            "params.predictor.depth": ["1", "3"],
+            "params.mask.ratio": ["0.4", "1"],
+            "params.data.subset": ["None", "3000"],
+            "params.data.hflip": ["False", "True"],
+            "params.loss.kind": ["l2", "smooth_l1"],
+            "tags.x": ["a", "b"],
+        }
+    )
+    params = rd.cast_params(runs)
+    assert list(params.columns) == ["predictor.depth", "mask.ratio", "data.subset", "data.hflip", "loss.kind"]
+    assert params["predictor.depth"].dtype == np.int64
+    assert params["mask.ratio"].dtype == np.float64 and params["mask.ratio"].tolist() == [0.4, 1.0]
+    assert params["data.subset"].tolist() == [None, 3000]
+    assert params["data.hflip"].tolist() == [False, True]
+    assert params["loss.kind"].tolist() == ["l2", "smooth_l1"]
+
+
+def test_trials_frame__tidy_columns_seed_flags_duration() -> None:
+    trials = ema_trials({0.99: [0.8, 0.82]})
+    trials[1].update(status="FAILED", reason="Traceback...\nRuntimeError: NaN loss", duration=50)
+    trials[0]["collapsed"] = True
+    runs = make_runs(trials, ["ema.momentum_start"])
+    info = rd.sweep_info(runs)
+    frame = rd.trials_frame(runs, info)
+    assert info.parent_run_id == "p0" and info.swept_params == ("ema.momentum_start",)
+    assert frame["run_id"].tolist() == ["r0", "r1"]
+    assert frame["seed"].tolist() == [0, 1]
+    assert frame["ema.momentum_start"].tolist() == [0.99, 0.99]
+    assert frame["config"].tolist() == ["ema.momentum_start=0.99"] * 2
+    assert frame["collapsed"].tolist() == [True, False]
+    assert frame["status"].tolist() == ["FINISHED", "FAILED"]
+    assert frame["failure_reason"].iloc[1].endswith("NaN loss")
+    assert frame["duration_s"].tolist() == [100.0, 50.0]
+
+
+def test_sweep_info__infers_swept_params_without_tag() -> None:
+    runs = make_runs(ema_trials({0.99: [0.8], 0.996: [0.9]}), ["ema.momentum_start"])
+    runs["tags.jepa.swept_params"] = None
+    assert rd.sweep_info(runs).swept_params == ("ema.momentum_start",)  # train.seed varies too, is excluded
+
+
+def test_display_labels__shortest_text_that_keeps_values_apart() -> None:
+    names = rd.display_labels([0.4195254015709299, 0.375034884505077, 0.41953, 3, None, "l2"])
+    # 0.4195 would merge the first and third: 6 significant digits are the fewest that keep them apart.
+    assert names["0.4195254015709299"] == "0.419525" and names["0.41953"] == "0.41953"
+    assert names["0.375034884505077"] == "0.375035"
+    assert (names["3"], names["None"], names["l2"]) == ("3", "None", "l2")
+    assert rd.display_labels([0.9957262520726806, 0.9991547962247598]) == {
+        "0.9957262520726806": "0.9957",
+        "0.9991547962247598": "0.9992",
+    }
+
+
+# --------------------------------------------------------------------------------------------- statistics
+def test_parameter_table__mean_and_t_interval_per_value() -> None:
+    runs = make_runs(ema_trials({0.99: [0.8, 0.82, 0.84], 0.996: [0.7, 0.71, 0.75]}), ["ema.momentum_start"])
+    trials = rd.trials_frame(runs, rd.sweep_info(runs))
+    table = rd.parameter_table(trials, "ema.momentum_start", ["probe_acc"])
+    assert table["ema.momentum_start"].tolist() == [0.99, 0.996]
+    assert table["n"].tolist() == [3, 3]
+    for row, values in zip(table.itertuples(), ([0.8, 0.82, 0.84], [0.7, 0.71, 0.75]), strict=True):
+        half = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / math.sqrt(3)
+        assert row.probe_acc_mean == pytest.approx(np.mean(values))
+        assert row.probe_acc_ci == pytest.approx(half)
+    assert table["probe_acc_mean"].iloc[0] == pytest.approx(0.82)
+    assert table["probe_acc_ci"].iloc[0] == pytest.approx(4.303 * 0.02 / math.sqrt(3), rel=1e-3)
+
+
+def test_t_interval__single_value_has_no_interval() -> None:
+    assert rd.t_interval([0.5]) == (0.5, pytest.approx(float("nan"), nan_ok=True), 1)
+    assert rd.t_interval([np.nan, 0.5, 0.7])[2] == 2
+
+
+def test_summarize__failed_trials_excluded() -> None:
+    trials_in = ema_trials({0.99: [0.8, 0.82, 0.1]})
+    trials_in[2]["status"] = "FAILED"
+    runs = make_runs(trials_in, ["ema.momentum_start"])
+    table = rd.parameter_table(
+        rd.trials_frame(runs, rd.sweep_info(runs)), "ema.momentum_start", ["probe_acc"]
+    )
+    assert table["n"].tolist() == [2] and table["probe_acc_mean"].iloc[0] == pytest.approx(0.81)
+
+
+def _compare(values: dict[float, list[float]], goal: str = "maximize") -> rd.Comparison | None:
+    runs = make_runs(ema_trials(values), ["ema.momentum_start"], goal=goal)
+    trials = rd.trials_frame(runs, rd.sweep_info(runs))
+    return rd.compare_best(trials, trials["ema.momentum_start"], "probe_acc", goal, "`ema.momentum_start` =")
+
+
+def test_compare_best__distinguishable_for_separated_seeds() -> None:
+    verdict = _compare({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.82], 0.999: [0.5, 0.5, 0.51]})
+    assert verdict is not None and verdict.distinguishable and verdict.p_value < 0.05
+    assert (verdict.best, verdict.runner_up) == ("0.996", "0.99")
+    assert ": distinguishable (Welch t-test p = " in verdict.sentence
+
+
+def test_compare_best__not_distinguishable_for_overlapping_seeds() -> None:
+    verdict = _compare({0.99: [0.70, 0.80, 0.75], 0.996: [0.72, 0.81, 0.74]})
+    assert verdict is not None and not verdict.distinguishable and verdict.p_value >= 0.05
+    assert "not distinguishable (Welch t-test p = " in verdict.sentence
+
+
+def test_compare_best__one_seed_is_not_distinguishable() -> None:
+    verdict = _compare({0.99: [0.5], 0.996: [0.9]})
+    assert verdict is not None and not verdict.distinguishable and verdict.p_value is None
+    assert "fewer than 2 seeds" in verdict.sentence
+
+
+def test_compare_best__minimize_picks_lowest() -> None:
+    verdict = _compare({0.99: [0.1, 0.11], 0.996: [0.5, 0.52]}, goal="minimize")
+    assert verdict is not None and verdict.best == "0.99"
+
+
+def test_leaderboard__ranks_configs_and_keeps_all_failed_last() -> None:
+    trials_in = ema_trials({0.99: [0.7, 0.72], 0.996: [0.8, 0.82], 0.999: [0.9]})
+    trials_in[-1]["status"] = "FAILED"
+    runs = make_runs(trials_in, ["ema.momentum_start"])
+    info = rd.sweep_info(runs)
+    board = rd.leaderboard(rd.trials_frame(runs, info), info, ["probe_acc"])
+    assert board["ema.momentum_start"].tolist() == [0.996, 0.99, 0.999]
+    assert board["rank"].tolist() == [1, 2, 3]
+    assert board["n"].tolist() == [2, 2, 0] and board["trials"].tolist() == [2, 2, 1]
+    assert np.isnan(board["probe_acc_mean"].iloc[2])
+
+
+def test_param_levels__many_sampled_values_are_binned() -> None:
+    trials = pd.DataFrame({"optim.lr": np.logspace(-4, -2, 40)})
+    levels = rd.param_levels(trials, "optim.lr", max_levels=12)
+    assert 2 <= levels.map(str).nunique() <= 8
+
+
+def test_tidy_history__last_value_per_step_wins() -> None:
+    history = pd.DataFrame(
+        {"run_id": ["a"] * 3, "key": ["probe_acc"] * 3, "step": [1, 2, 2], "value": [0.1, 0.2, 0.3],
+         "timestamp": [1, 2, 3]}
+    )  # fmt: skip
+    assert rd.tidy_history(history)["value"].tolist() == [0.1, 0.3]
+
+
+def test_learning_curves__mean_and_band_over_seeds() -> None:
+    runs = make_runs(ema_trials({0.99: [0.8, 0.8]}), ["ema.momentum_start"])
+    trials = rd.trials_frame(runs, rd.sweep_info(runs))
+    history = pd.DataFrame(
+        {"run_id": ["r0", "r0", "r1", "r1"], "key": ["train_loss"] * 4, "step": [1, 2, 1, 2],
+         "value": [1.0, 0.5, 3.0, 0.5]}
+    )  # fmt: skip
+    curves = rd.learning_curves(history, trials, "train_loss", trials["ema.momentum_start"])
+    assert curves["mean"].tolist() == [2.0, 0.5]
+    assert curves["ci"].iloc[0] == pytest.approx(
+        stats.t.ppf(0.975, 1) * np.std([1, 3], ddof=1) / math.sqrt(2)
+    )
+    assert curves["ci"].iloc[1] == 0.0
+
+
+def _two_param_trials() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    trials_in = [
+        {
+            "params": {"mask.ratio": ratio, "predictor.depth": depth, "train.seed": seed},
+            "seed": seed,
+            "metrics": {"probe_acc": 0.5 + ratio + 0.001 * depth + rng.normal(0, 0.005)},
+        }
+        for ratio in (0.2, 0.4, 0.6)
+        for depth in (1, 2, 3)
+        for seed in range(3)
+    ]
+    runs = make_runs(trials_in, ["mask.ratio", "predictor.depth"])
+    return rd.trials_frame(runs, rd.sweep_info(runs))
+
+
+def test_param_importance__fanova_finds_the_driving_param() -> None:
+    importance = rd.param_importance(_two_param_trials(), ["mask.ratio", "predictor.depth"], "probe_acc")
+    assert importance.method == "Optuna fANOVA" and importance.note is None
+    assert importance.values["mask.ratio"] > 0.8 > importance.values["predictor.depth"]
+    assert sum(importance.values.values()) == pytest.approx(1.0)
+
+
+def test_param_importance__falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> dict[str, float]:
+        raise RuntimeError("no sklearn")
+
+    monkeypatch.setattr(rd, "_optuna_importance", broken)
+    importance = rd.param_importance(_two_param_trials(), ["mask.ratio", "predictor.depth"], "probe_acc")
+    assert "failed (RuntimeError: no sklearn)" in importance.note
+    assert max(importance.values, key=importance.values.get) == "mask.ratio"
+
+
+# --------------------------------------------------------------------------------------------- rendering
+def test_doc__markdown_and_html_from_the_same_blocks(tmp_path: Path) -> None:
+    png = tmp_path / "p.png"
+    png.write_bytes(b"\x89PNG fake")
+    doc = report.Doc()
+    doc.heading(2, "Parameter `a|b`")
+    doc.table(pd.DataFrame({"x": ["1|2"], "y": ["<b>"]}))
+    doc.image(png, "caption")
+    md, page = doc.to_markdown(), doc.to_html("t")
+    assert "## Parameter `a|b`" in md and "| 1\\|2 | <b> |" in md and "![caption](p.png)" in md
+    assert "<code>a|b</code>" in page and "&lt;b&gt;" in page and "data:image/png;base64," in page
+
+
+def test_build_report_from_frames__multi_param_sections(tmp_path: Path) -> None:
+    trials = _two_param_trials()
+    columns = ["mask.ratio", "predictor.depth", "seed", "probe_acc"]
+    runs = make_runs(
+        [
+            {"params": {"mask.ratio": r, "predictor.depth": d, "train.seed": s}, "seed": s,
+             "metrics": {"probe_acc": a}}
+            for r, d, s, a in trials[columns].itertuples(index=False)
+        ],
+        ["mask.ratio", "predictor.depth"],
+    )  # fmt: skip
+    out = report.build_report_from_frames(runs, None, tmp_path)
+    md = (out / "report.md").read_text()
+    assert out.parent == tmp_path / "fixture" and (out / "parallel_coordinates.png").is_file()
+    assert "Parameter importance" in md and "## Parameter `predictor.depth`" in md
+    assert "No per-epoch metric history" in md
+    assert len(pd.read_csv(out / "leaderboard.csv")) == 9
+
+
+# --------------------------------------------------------------------------------------------- real MLflow
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A real sqlite MLflow store holding one sweep: 2 EMA values x 3 seeds, one FAILED, one collapsed."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("ema_momentum", artifact_location=str(root / "artifacts"))
+    parent = client.create_run(
+        exp,
+        tags={
+            "jepa.role": "sweep", "jepa.sweep": "ema_momentum", "jepa.swept_params": '["ema.momentum_start"]',
+            "jepa.metric": "probe_acc", "jepa.metric_goal": "maximize", "jepa.git_sha": "deadbeef",
+            "jepa.host": "testhost", "jepa.device": "cpu",
+        },
+    ).info.run_id  # fmt: skip
+    for i, (momentum, seed) in enumerate((m, s) for m in (0.99, 0.996) for s in range(3)):
+        failed, collapsed = i == 2, i == 4
+        tags = {
+            "mlflow.parentRunId": parent, "jepa.role": "trial", "jepa.seed": str(seed),
+            "jepa.config_id": f"cfg{momentum}", "jepa.device": "cpu",
+        }  # fmt: skip
+        if failed:
+            tags["jepa.failure_reason"] = "RuntimeError: CUDA out of memory in epoch 2"
+        if collapsed:
+            tags["jepa.collapsed"] = "true"
+        run = client.create_run(exp, tags=tags).info.run_id
+        params = {"ema.momentum_start": momentum, "train.seed": seed, "mask.ratio": 0.4, "data.subset": None,
+                  "model.embed_dim": 64, "eval.collapse_threshold": 0.05}  # fmt: skip
+        epochs = 1 if failed else EPOCHS
+        metrics = []
+        for epoch in range(1, epochs + 1):
+            acc = 0.5 + 0.1 * epoch + (0.05 if momentum == 0.996 else 0.0) + 0.002 * seed
+            values = {"probe_acc": acc, "knn_acc": acc - 0.02, "rankme": 1.0 if collapsed else 30.0 + epoch,
+                      "train_loss": math.nan if failed else 1.0 / epoch,  # NaN: stored as 0 + is_nan
+                      "img_per_s": 1000.0 + seed}  # fmt: skip
+            metrics += [Metric(k, v, 1000 + epoch, epoch) for k, v in values.items()]
+        client.log_batch(run, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+        client.set_terminated(run, "FAILED" if failed else "FINISHED")
+    return {"uri": uri, "parent": parent, "root": root, "client": client}
+
+
+def test_build_sweep_report__files_and_content(store: dict[str, Any], tmp_path: Path) -> None:
+    out = report.build_sweep_report(store["uri"], "ema_momentum", None, tmp_path / "reports")
+    assert out.parent == tmp_path / "reports" / "ema_momentum"
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 6 and set(trials["status"]) == {"FINISHED", "FAILED"}
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for value in ("0.99", "0.996"):
+        assert f"| {value} |" in md
+    assert "RuntimeError: CUDA out of memory in epoch 2" in md and "yes (RankMe flag)" in md
+    assert "Git SHA `deadbeef`" in md and "host `testhost`" in md
+    assert page.count("data:image/png;base64,") == 3 and "<table>" in page
+    assert {"ema_momentum_start_metrics.png", "ema_momentum_start_learning.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    # 0.996 leads by 0.05 with seeds 0.002 apart: the Welch sentence must call it real.
+    assert "Best `ema.momentum_start` = 0.996" in md and ": distinguishable (Welch" in md
+    logged = {a.path for a in store["client"].list_artifacts(store["parent"], "report")}
+    assert "report/report.html" in logged and "report/trials.csv" in logged
+
+
+def test_build_sweep_report__rebuild_gives_same_leaderboard(store: dict[str, Any], tmp_path: Path) -> None:
+    first = report.build_sweep_report(store["uri"], "ema_momentum", store["parent"], tmp_path)
+    second = report.build_sweep_report(store["uri"], "ema_momentum", store["parent"], tmp_path)
+    assert first != second  # same second: a suffixed stamp, not an overwrite
+    assert (first / "leaderboard.csv").read_text() == (second / "leaderboard.csv").read_text()
+
+    def section(path: Path) -> str:
+        md = (path / "report.md").read_text()
+        return md[md.index("## Leaderboard") : md.index("## Parameter")]
+
+    assert section(first) == section(second)
+
+
+def test_fetch_histories__bulk_and_per_run_paths_agree(store: dict[str, Any]) -> None:
+    runs, parent = report.fetch_runs(store["client"], "ema_momentum", None)
+    children = runs[runs["run_id"] != parent]
+    assert report.has_bulk_history(store["client"])
+    keys = ["probe_acc", "rankme", "train_loss"]
+    bulk = report.fetch_histories(store["client"], children, keys)
+    per_run = report.fetch_histories(store["client"], children, keys, use_bulk=False)
+    assert len(bulk) == 5 * EPOCHS * 3 + 3  # the failed trial logged one epoch, its loss NaN
+    assert bulk["value"].isna().sum() == 1
+    pd.testing.assert_frame_equal(rd.tidy_history(bulk), rd.tidy_history(per_run))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--experiment", "nope"], "unknown experiment 'nope'"),
+        (["--experiment", "ema_momentum", "--run-id", "0" * 32], "no run '" + "0" * 32),
+    ],
+)
+def test_main__bad_input_one_line_exit_2(
+    store: dict[str, Any], capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert report.main([*args, "--tracking-uri", store["uri"]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_main__missing_sqlite_store_is_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert report.resolve_tracking_uri(None) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert report.main(["--experiment", "x"]) == 2
+    assert "no MLflow database" in capsys.readouterr().err and not (tmp_path / "mlflow.db").exists()
+
+
+def test_main__prints_report_path(
+    store: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        report.main(["--experiment", "ema_momentum", "--out", str(tmp_path), "--tracking-uri", store["uri"]])
+        == 0
+    )
+    printed = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed.parent == tmp_path / "ema_momentum" and (printed / "report.md").is_file()
+
+
+@pytest.mark.slow
+def test_build_sweep_report__over_a_real_rest_server(
+    store: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from orchestrator.report_bench import start_mlflow_server
+
+    proc, url = start_mlflow_server(store["uri"])
+    try:
+        client = MlflowClient(url)
+        runs, parent = report.fetch_runs(client, "ema_momentum", store["parent"])
+        children = runs[runs["run_id"] != parent]
+        assert not report.has_bulk_history(client)
+        keys = ["probe_acc", "train_loss"]
+        expected = rd.tidy_history(report.fetch_histories(store["client"], children, keys, use_bulk=False))
+        pd.testing.assert_frame_equal(
+            rd.tidy_history(report.fetch_histories(client, children, keys)), expected
+        )
+        with monkeypatch.context() as patch:  # answers cut short at 4 points: halves, then single runs
+            patch.setattr(report, "REST_POINTS", 4)
+            halved = report.fetch_histories(client, children, keys)
+            pd.testing.assert_frame_equal(rd.tidy_history(halved), expected)
+        with monkeypatch.context() as patch:  # a server without the bulk endpoint: per-run calls
+            patch.setattr(report, "REST_BULK", "/ajax-api/2.0/mlflow/metrics/no-such-endpoint")
+            fallback = report.fetch_histories(client, children, keys)
+            pd.testing.assert_frame_equal(rd.tidy_history(fallback), expected)
+        out = report.build_sweep_report(url, "ema_momentum", None, tmp_path)
+        assert len(pd.read_csv(out / "trials.csv")) == 6
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
