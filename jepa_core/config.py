@@ -107,8 +107,9 @@ class EvalConfig:
     test_subset: int = 0  # 0 = the whole held-out split
     knn_k: int = 20
     batch_size: int = 512
-    collapse_threshold: float = 0.025  # warn when RankMe < threshold * embed_dim (a mean-dominated but healthy
-    # representation of this size sits around 0.04-0.1 x dim; a collapsed one falls towards 1)
+    # Warn when RankMe < threshold * embed_dim: a healthy but mean-dominated representation of these sizes
+    # sits around 0.04-0.1 x dim, a collapsing one falls towards 1.
+    collapse_threshold: float = 0.025
 
 
 @dataclass
@@ -142,12 +143,13 @@ class Config:
 
 # Presets: dotted overrides on the defaults. Each is a real, runnable configuration.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Best result within 10 minutes on 2 CPU cores (tuned on a 2-core Debian machine).
+    # Best result within 10 minutes on 2 CPU cores. 7 px patches (a 4x4 grid) cost a third of 4 px patches
+    # per image and learned more per epoch in a grid of 6-epoch runs; the whole training set beat a 30k subset
+    # seen twice as often; the probe is fitted on 10k train images and scored on 5k held-out ones.
     "fmnist_cpu": {
         "data.name": "fashion_mnist",
         "data.image_size": 28,
-        "data.subset": 30000,
-        "model.patch_size": 4,
+        "model.patch_size": 7,
         "model.embed_dim": 128,
         "model.depth": 4,
         "model.num_heads": 4,
@@ -157,11 +159,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "mask.ratio": 0.4,
         "optim.lr": 1.5e-3,
         "optim.warmup_epochs": 1,
-        "train.epochs": 6,
+        "train.epochs": 5,
         "train.batch_size": 256,
         "eval.train_subset": 10000,
         "eval.test_subset": 5000,
-        "eval.every": 2,
+        "eval.every": 5,
     },
     # One GPU, about 2 minutes on an H100: the whole dataset on the device, larger model, bf16.
     "fmnist_gpu": {
