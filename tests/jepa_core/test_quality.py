@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +32,8 @@ def figures(tmp_path_factory) -> dict[str, float]:
     result = {"trained": trained["probe_acc"], "random_init": random_init["probe_acc"], "raw_pixels": raw,
               "wall_time_s": trained["wall_time_s"]}
     print("fmnist_cpu quality:", json.dumps(result))
+    if os.environ.get("JEPA_QUALITY_FIGURES"):  # where CI or a developer wants the figures kept
+        Path(os.environ["JEPA_QUALITY_FIGURES"]).write_text(json.dumps(result))
     return result
 
 

@@ -1,0 +1,526 @@
+"""Run a sweep file on Ray Tune and track it in MLflow.
+
+    python -m orchestrator.sweep sweeps/ema_momentum.yaml [--smoke] [--dry-run] [--resume] [--address ADDR]
+        [--tracking-uri URI] [--report-dir DIR] [--storage-path DIR] [--set KEY=VALUE ...]
+
+Exit status: 0 every trial finished, 1 some trial failed (the report is still written), 2 invalid input (one
+line on stderr naming the file and the key), 130 interrupted (resume with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from jepa_core.config import Config, ConfigError, dump_yaml, parse_set
+from orchestrator.spec import Resources, SpecError, SweepPlan, SweepSpec, config_id, load_spec, plan_sweep
+
+STATE_FILE = "jepa_sweep.json"  # in the Tune experiment folder: what --resume needs to continue it
+
+# ---- cost estimate --------------------------------------------------------------------------------
+# Analytic FLOPs over an effective throughput measured on real runs; a rough guide, not a promise.
+CPU_GFLOPS_PER_THREAD = 18.0  # a smoke trial alone, 2-core Debian VM, torch 2.14 fp32, 1 thread
+GPU_TFLOPS = 20.0  # fmnist_gpu alone on one H100 (bf16, torch 2.11): 4.5 s per 60k-image epoch
+GPU_SHARING_GAIN = 0.375  # each extra trial sharing the GPU adds this much throughput (3 trials: 1.75x)
+TRIAL_SETUP_S = {"cpu": 8.0, "gpu": 25.0}  # process start, imports, data load, first-epoch warm-up
+EVAL_FIXED_S = {"cpu": 0.5, "gpu": 1.5}  # linear probe and kNN fit per evaluation
+SWEEP_FIXED_S = 30.0  # Ray start, MLflow set-up, the first workers' imports, the report (measured: 20-35 s)
+DATASET_SIZES = {
+    "fashion_mnist": (60000, 10000),
+    "digits": (1437, 360),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+    "imagenet": (1281167, 50000),
+}
+
+
+def _encoder_flops(tokens: float, dim: int, depth: int, mlp_ratio: float) -> float:
+    # Per block: qkv + proj (4 D^2) and MLP (2 r D^2) matmuls, attention scores and mix (2 n D); x2 per MAC.
+    return depth * 2 * (tokens * dim * dim * (4 + 2 * mlp_ratio) + 2 * tokens * tokens * dim)
+
+
+def trial_flops(cfg: Config) -> tuple[float, float] | None:
+    """(training FLOPs, evaluation FLOPs) of one trial, or None for a dataset of unknown size."""
+    d, m, p, k = cfg.data, cfg.model, cfg.predictor, cfg.mask
+    if d.name not in DATASET_SIZES:
+        return None
+    n_train, n_test = DATASET_SIZES[d.name]
+    n_train = min(n_train, d.subset or n_train)
+    steps = max(1, n_train // cfg.train.batch_size)
+    if cfg.train.steps_per_epoch:
+        steps = min(steps, cfg.train.steps_per_epoch)
+    tokens = (d.image_size // m.patch_size) ** 2
+    context = max(k.min_context, tokens * (1 - k.ratio) * (k.context_scale_min + k.context_scale_max) / 2)
+    target_enc = _encoder_flops(tokens, m.embed_dim, m.depth, m.mlp_ratio)
+    step_img = 3 * _encoder_flops(context, m.embed_dim, m.depth, m.mlp_ratio) + target_enc
+    # The predictor sees the context and every target block in one masked pass (jepa_core.models).
+    step_img += 3 * _encoder_flops(context + tokens * k.ratio, p.embed_dim, p.depth, 4.0)
+    train_flops = cfg.train.epochs * steps * cfg.train.batch_size * step_img
+    every = cfg.eval.every
+    evals = 1 if every == 0 else cfg.train.epochs // every + (cfg.train.epochs % every != 0)
+    eval_images = min(cfg.eval.train_subset, n_train) + (cfg.eval.test_subset or n_test)
+    return train_flops, max(1, evals) * eval_images * target_enc
+
+
+def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
+    """Estimated wall seconds of one trial on ``device`` ("cpu" with ``cpus`` threads, or "gpu")."""
+    flops = trial_flops(cfg)
+    if flops is None:
+        return None
+    rate = GPU_TFLOPS * 1e12 if device == "gpu" else CPU_GFLOPS_PER_THREAD * 1e9 * max(1, int(cpus))
+    every = cfg.eval.every
+    evals = 1 if every == 0 else math.ceil(cfg.train.epochs / every)
+    return TRIAL_SETUP_S[device] + sum(flops) / rate + evals * EVAL_FIXED_S[device]
+
+
+def local_gpus() -> int:
+    """NVIDIA GPUs on this machine, without importing torch (``--dry-run`` must stay fast)."""
+    folder = Path("/proc/driver/nvidia/gpus")
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+def sweep_estimate(plan: SweepPlan, cpus: float, gpus: float) -> tuple[float | None, str, int]:
+    """(estimated wall seconds, device kind, concurrent trials) of the whole sweep on such a machine.
+
+    Mirrors what ``run_sweep`` asks Ray for: a GPU sweep on a machine without GPUs runs on CPU, and a trial
+    asking for more CPUs than the machine has gets all of them.
+    """
+    r, n = plan.resources, plan.num_trials
+    use_gpu = r.gpu > 0 and gpus > 0
+    threads = max(1.0, min(r.cpu, cpus))
+    fits = [int(cpus // threads)] + ([int(gpus // r.gpu)] if use_gpu else [])
+    conc = max(1, min(*fits, plan.max_concurrent_trials or n, n))
+    device = "gpu" if use_gpu else "cpu"
+    rows = plan.trials or [None] * plan.num_trials
+    per_trial = []
+    for t in rows:
+        cfg = plan.trial_config(t.params, t.seed) if t else plan.trial_config({}, plan.spec.seeds[0])
+        per_trial.append(trial_seconds(cfg, device, threads))
+    if any(s is None for s in per_trial):
+        return None, device, conc
+    # Trials sharing one GPU overlap imperfectly (measured on an H100: 3 trials give 1.75x one).
+    share = conc if device == "cpu" else 1 + (conc - 1) * GPU_SHARING_GAIN
+    return SWEEP_FIXED_S + sum(s for s in per_trial if s is not None) / share, device, conc
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---- dry run --------------------------------------------------------------------------------
+def trial_table(plan: SweepPlan) -> str:
+    """The trial table as aligned text (also logged to the parent run)."""
+    spec = plan.spec
+    if not plan.trials:
+        lines = [
+            f"{spec.num_samples} configurations suggested by Optuna TPE while the sweep runs, "
+            f"x {len(spec.seeds)} seeds = {plan.num_trials} trials"
+        ]
+        lines += [f"  {p.describe()}" for p in spec.parameters]
+        return "\n".join(lines)
+    keys = spec.swept_keys
+    header = ["#", "config_id", *keys, "seed"]
+
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = [[str(t.index), t.config_id, *(cell(t.params[k]) for k in keys), str(t.seed)] for t in plan.trials]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )
+
+
+def describe(plan: SweepPlan, cpus: float, gpus: float) -> str:
+    spec = plan.spec
+    seconds, device, conc = sweep_estimate(plan, cpus, gpus)
+    machine = f"this machine ({cpus:g} CPUs, {gpus} GPUs)"
+    lines = [
+        f"sweep {spec.name}: method {spec.method}, metric {spec.metric} ({spec.goal}), "
+        f"{plan.num_trials} trials{' (--smoke)' if plan.smoke else ''}",
+        f"resources per trial: {plan.resources.cpu:g} CPU, {plan.resources.gpu:g} GPU; "
+        f"scheduler {spec.scheduler.kind}; max failures per trial {spec.max_failures}",
+    ]
+    est = "unknown (dataset size not known)" if seconds is None else f"~{fmt_duration(seconds)}"
+    lines.append(f"estimated wall time on {machine}: {est} on {device}, {conc} trial(s) at a time")
+    if plan.resources.gpu > 0 and gpus == 0:
+        gpu_s, _, gpu_conc = sweep_estimate(plan, max(cpus, 16.0), 1)
+        if gpu_s is not None:
+            lines.append(
+                f"estimated wall time on one H100 (16 CPUs): ~{fmt_duration(gpu_s)}, "
+                f"{gpu_conc} trials at a time"
+            )
+    if spec.expected_runtime and not plan.smoke:
+        lines.append(f"expected runtime (sweep file): {spec.expected_runtime}")
+    return "\n".join(lines)
+
+
+# ---- command line --------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("file", help="sweep YAML file")
+    parser.add_argument("--smoke", action="store_true", help="tiny trials: the whole sweep in minutes on CPU")
+    parser.add_argument("--dry-run", action="store_true", help="print the trials and cost, start nothing")
+    parser.add_argument("--resume", action="store_true", help="continue this sweep's last interrupted run")
+    parser.add_argument("--address", help="join this Ray cluster (default $RAY_ADDRESS, else a local one)")
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, the sweep "
+        "file's tracking_uri, then sqlite:///mlflow.db here)",
+    )
+    parser.add_argument("--report-dir", default="reports", help="where reports go (default ./reports)")
+    parser.add_argument(
+        "--storage-path",
+        default="ray_results",
+        help="Tune results and checkpoints (default ./ray_results; shared on clusters)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="override a trainer config key in every trial (applied last, repeatable)",
+    )
+    parser.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip the report (rebuild it later: python -m orchestrator.report)",
+    )
+    return parser.parse_args(argv)
+
+
+def load_plan(args: argparse.Namespace) -> SweepPlan:
+    """Every input check that needs neither Ray nor MLflow. Raises SpecError."""
+    spec = load_spec(args.file)
+    try:
+        sets = parse_set(args.sets)
+    except ConfigError as exc:
+        raise SpecError(f"{exc}") from None
+    return plan_sweep(spec, smoke=args.smoke, sets=sets)
+
+
+def find_interrupted(storage: Path, spec: SweepSpec) -> Path | None:
+    """The newest Tune experiment folder of this sweep that never finished."""
+    candidates = []
+    for state_file in storage.glob(f"{spec.name}-*/{STATE_FILE}"):
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if state.get("status") == "running" and state.get("name") == spec.name:
+            candidates.append(state_file.parent)
+    return max(candidates, key=lambda p: p.name) if candidates else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        plan = load_plan(args)
+        if args.dry_run:
+            print(trial_table(plan))
+            print(describe(plan, float(os.cpu_count() or 1), local_gpus()))
+            return 0
+        storage = Path(args.storage_path).resolve()
+        interrupted = find_interrupted(storage, plan.spec)
+        if args.resume and interrupted is None:
+            raise SpecError(
+                f"{args.file}: --resume: no interrupted run of sweep '{plan.spec.name}' under {storage}"
+            )
+        if interrupted is not None and not args.resume:
+            raise SpecError(
+                f"{args.file}: sweep '{plan.spec.name}' was interrupted at {interrupted}; "
+                f"continue it with: python -m orchestrator.sweep {args.file} --resume (or delete that "
+                "folder to start over)"
+            )
+        if interrupted is not None:
+            state = json.loads((interrupted / STATE_FILE).read_text())
+            if state.get("smoke") != plan.smoke or state.get("sets") != plan.sets:
+                raise SpecError(
+                    f"{args.file}: --resume: the interrupted run used --smoke="
+                    f"{state.get('smoke')} and --set {state.get('sets')}; pass the same flags"
+                )
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_sweep(plan, args, storage, interrupted)
+
+
+# ---- the run --------------------------------------------------------------------------------
+def _trial_resources(plan: SweepPlan, cpus: float, gpus: float, joined: bool) -> Resources:
+    """The per-trial request fitted to the cluster: a GPU sweep without GPUs runs on CPU (after a warning)."""
+    res = plan.resources
+    if res.gpu > 0 and gpus == 0:
+        res = Resources(cpu=res.cpu, gpu=0.0)
+    if not joined and res.cpu > cpus:  # a local cluster never grows: such a trial would wait forever
+        print(f"note: a trial asks for {res.cpu:g} CPUs but this machine has {cpus:g}; giving each {cpus:g}")
+        res = Resources(cpu=cpus, gpu=res.gpu)
+    return res
+
+
+def _warn_cpu_only(plan: SweepPlan, cpus: float) -> None:
+    seconds, _, conc = sweep_estimate(plan, cpus, 0)
+    est = "an unknown time" if seconds is None else f"about {fmt_duration(seconds)}"
+    print(
+        f"warning: no GPU in the Ray cluster: {plan.num_trials} full-size trials will run on {cpus:g} "
+        f"CPUs, {conc} at a time, for {est} (estimate). --smoke checks the sweep in minutes; Ctrl-C stops it "
+        "and --resume continues it.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _artifacts(plan: SweepPlan) -> dict[str, str]:
+    from orchestrator.tracking import redact_uri
+
+    rows = [{"index": t.index, "config_id": t.config_id, "seed": t.seed, **t.params} for t in plan.trials]
+    base = (
+        plan.trial_config({}, plan.spec.seeds[0])
+        if plan.spec.method == "optuna"
+        else plan.trial_config(plan.trials[0].params, plan.trials[0].seed)
+    )
+    return {
+        "sweep.yaml": redact_uri(plan.spec.text),
+        "trials.txt": trial_table(plan) + "\n",
+        "trials.json": json.dumps(rows, indent=1),
+        "base_config.yaml": dump_yaml(base),
+    }
+
+
+def _finish_children(
+    uri: str, experiment_id: str, parent_id: str, plan: SweepPlan, results: Any, interrupted: bool
+) -> int:
+    """Brings every child run to its trial's final state; returns the number of failed trials.
+
+    Trials stopped by Tune (ASHA, Ctrl-C) or killed with their worker cannot close their own run; trials
+    that failed before creating one get a FAILED run here, so the experiment holds one child per trial.
+    """
+    from orchestrator import tracking
+    from orchestrator.trainable import trial_label, trial_params
+
+    runs = {r.data.tags.get(tracking.TRIAL_ID): r for r in tracking.trial_runs(uri, experiment_id, parent_id)}
+    failed = 0
+    for result in results:
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id")
+        if trial_id is None:  # never reported: the id is in the trial folder's name
+            found = re.search(r"[0-9a-f]{5}_\d{5}", Path(result.path).name)
+            trial_id = found.group(0) if found else ""
+        failed += bool(result.error or metrics.get("failed"))
+        params, seed = trial_params(result.config, plan)
+        reason = tracking.one_line(str(result.error)) if result.error else None
+        run = runs.get(trial_id)
+        if run is None:
+            if reason:  # died before it could create its run
+                tags = {
+                    tracking.PARENT: parent_id,
+                    tracking.TRIAL_ID: trial_id,
+                    tracking.SEED: str(seed),
+                    tracking.CONFIG_ID: config_id(params),
+                    tracking.SWEEP: plan.spec.name,
+                }
+                flat = plan.trial_config(params, seed).to_flat()
+                tracking.record_failed_trial(
+                    uri, experiment_id, trial_label(params, seed), tags, flat, reason
+                )
+        elif run.info.status != "RUNNING":
+            continue  # the trial closed its own run
+        elif reason:
+            tracking.set_run_status(uri, run.info.run_id, "FAILED", {tracking.FAILURE_REASON: reason})
+        elif interrupted:
+            tracking.set_run_status(uri, run.info.run_id, "KILLED", {"jepa.interrupted": "true"})
+        else:  # stopped by the scheduler (ASHA stops even at the last epoch)
+            early = int(metrics.get("epoch", 0)) < plan.trial_config(params, seed).train.epochs
+            tracking.set_run_status(
+                uri, run.info.run_id, "FINISHED", {"jepa.stopped_early": str(early).lower()}
+            )
+    return failed
+
+
+def _complete(experiment_dir: Path, num_trials: int) -> bool:
+    """Whether every planned trial ended (finished, stopped early or failed for good).
+
+    Ctrl-C makes ``fit()`` return normally, and in memory the interrupted trials then look TERMINATED; the
+    experiment state Tune saved on disk (what ``--resume`` restores) keeps them unfinished, and lacks the
+    trials a searcher had not created yet.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(str(experiment_dir)).trials
+    return len(trials) >= num_trials and all(t.status in ("TERMINATED", "ERROR") for t in trials)
+
+
+def _reachable(address: str) -> bool:
+    """Whether a ``host:port`` Ray address accepts connections (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:  # "auto", "ray://...": leave it to Ray
+        return True
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrupted: Path | None) -> int:
+    """Starts or joins Ray, runs (or resumes) the sweep, closes the MLflow runs, writes the report."""
+    import logging
+
+    import ray
+
+    from orchestrator import tracking
+    from orchestrator.trainable import ProgressPrinter, TrialContext, build_tuner
+
+    spec = plan.spec
+    uri = tracking.resolve_tracking_uri(args.tracking_uri, spec.tracking_uri)
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    # Eval metrics exist only on eval epochs; Tune's strict check would fail every other epoch's report.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # Our ProgressPrinter is the display: the legacy engine with verbose=0 prints nothing of its own.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A checkpoint every epoch is the design (resume loses at most one epoch), not a misconfiguration.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    problem = tracking.unreachable(uri)
+    if problem:
+        print(f"error: tracking URI {tracking.redact_uri(uri)}: {problem}", file=sys.stderr)
+        return 2
+    if address and not _reachable(address):
+        print(
+            f"error: --address {address}: no Ray cluster answers there (start one with `ray start --head`, "
+            "or leave --address and RAY_ADDRESS unset for a local one)",
+            file=sys.stderr,
+        )
+        return 2
+    local = {} if address else {"include_dashboard": False}
+    try:
+        ray.init(address=address or "local", log_to_driver=False, logging_level=logging.WARNING, **local)
+    except Exception as exc:  # ConnectionError, RuntimeError or AuthenticationError, depending on the cause
+        if not address:
+            raise
+        hint = ""
+        if "auth" in str(exc).lower():
+            hint = " (the cluster uses token authentication: set RAY_AUTH_MODE=token and its token)"
+        print(
+            f"error: cannot join the Ray cluster at {address}: {tracking.one_line(str(exc), 300)}{hint}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        cluster = ray.cluster_resources()
+        cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+        if not plan.smoke and gpus == 0 and plan.resources.gpu > 0:
+            _warn_cpu_only(plan, cpus)
+        else:
+            seconds, kind, conc = sweep_estimate(plan, cpus, gpus)
+            if seconds is not None:
+                print(
+                    f"estimated wall time: ~{fmt_duration(seconds)} ({plan.num_trials} trials on {kind}, "
+                    f"{conc} at a time)",
+                    flush=True,
+                )
+        res = _trial_resources(plan, cpus, gpus, joined=bool(address))
+        experiment_id = tracking.get_or_create_experiment(uri, spec.name)
+        device = "cuda" if res.gpu > 0 else "cpu"
+        if interrupted is not None:
+            state = json.loads((interrupted / STATE_FILE).read_text())
+            name, parent_id = interrupted.name, state["parent_run_id"]
+            tracking.set_run_status(uri, parent_id, "RUNNING", {"jepa.resumed": "true"})
+        else:
+            name = f"{spec.name}{'-smoke' if plan.smoke else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+            tags = tracking.sweep_tags(spec.name, spec.swept_keys, spec.metric, spec.goal, device, plan.smoke)
+            tags["jepa.cluster"] = f"{len(ray.nodes())} nodes, {cpus:g} CPUs, {gpus:g} GPUs"
+            parent_id = tracking.start_sweep_run(uri, experiment_id, name, tags, _artifacts(plan))
+            (storage / name).mkdir(parents=True, exist_ok=True)
+            state = {
+                "name": spec.name,
+                "status": "running",
+                "parent_run_id": parent_id,
+                "smoke": plan.smoke,
+                "sets": plan.sets,
+                "sweep_file": str(Path(args.file).resolve()),
+            }
+            (storage / name / STATE_FILE).write_text(json.dumps(state, indent=1))
+        print(
+            f"sweep {spec.name}: MLflow parent run {parent_id} at {tracking.redact_uri(uri)}; "
+            f"Tune results in {storage / name}",
+            flush=True,
+        )
+        ctx = TrialContext(plan, uri, experiment_id, parent_id, tracking.git_sha(), base_dir=str(Path.cwd()))
+        tuner = build_tuner(
+            plan,
+            ctx,
+            name=name,
+            storage=storage,
+            cpu=res.cpu,
+            gpu=res.gpu,
+            restore=interrupted and storage / name,
+            printer=ProgressPrinter(plan),
+        )
+        try:
+            results = tuner.fit()
+            stopped = not _complete(storage / name, plan.num_trials)
+        except KeyboardInterrupt:
+            results, stopped = [], True
+        failed = _finish_children(uri, experiment_id, parent_id, plan, results, stopped)
+    finally:
+        ray.shutdown()
+    hint, url = tracking.ui_hint(uri, experiment_id)
+    if stopped:
+        tracking.set_run_status(uri, parent_id, "KILLED", {"jepa.interrupted": "true"})
+        flags = "".join([" --smoke" * plan.smoke, *(f" --set {item}" for item in args.sets)])
+        print(
+            f"interrupted: continue with python -m orchestrator.sweep {args.file} --resume{flags}",
+            file=sys.stderr,
+        )
+        print(f"parent run: {parent_id}\n{hint}\n{url}")
+        return 130
+    state["status"] = "finished"
+    (storage / name / STATE_FILE).write_text(json.dumps(state, indent=1))
+    tracking.set_run_status(
+        uri,
+        parent_id,
+        "FAILED" if failed else "FINISHED",
+        {"jepa.trials_total": str(len(results)), "jepa.trials_failed": str(failed)},
+    )
+    report = _build_report(uri, spec.name, parent_id, args)
+    print(f"{len(results) - failed} of {len(results)} trials finished, {failed} failed")
+    print(f"report: {report}")
+    print(f"parent run: {parent_id}")
+    print(hint)
+    print(url)
+    return 1 if failed else 0
+
+
+def _build_report(uri: str, name: str, parent_id: str, args: argparse.Namespace) -> str:
+    """The report directory, or why there is none: a report failure never loses the sweep."""
+    if args.no_report:
+        return "skipped (--no-report)"
+    try:
+        from orchestrator.report import build_sweep_report
+    except ImportError as exc:
+        return f"not written (orchestrator.report unavailable: {exc})"
+    try:
+        return str(build_sweep_report(uri, name, parent_id, Path(args.report_dir).resolve()))
+    except Exception as exc:  # noqa: BLE001 - the sweep's results are safe in MLflow; say what went wrong
+        print(
+            f"warning: the report failed: {type(exc).__name__}: {exc}; rebuild it with "
+            f"python -m orchestrator.report --experiment {name} --run-id {parent_id}",
+            file=sys.stderr,
+        )
+        return "not written (see the warning above)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

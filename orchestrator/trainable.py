@@ -1,0 +1,381 @@
+"""The Ray Tune side of a sweep: the search space, and the function trainable around ``jepa_core.train``.
+
+A trial reports every epoch to Tune with the trainer's checkpoint (``ray.tune.report``) and resumes from
+``ray.tune.get_checkpoint()`` after a failure or an interrupted sweep. It opens its own MLflow child run, so
+it works the same on a remote node, and keeps that run's id in the checkpoint so a retry continues that run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from orchestrator import tracking
+from orchestrator.spec import SweepPlan, config_id
+
+TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: which of the seeds this repeat is
+RUN_ID_KEY = "mlflow_run_id"  # in the trainer checkpoint's extra state
+EPOCH_FILE = "epoch.txt"  # beside checkpoint.pt in each Tune checkpoint
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one sweep invocation shares (passed once through ``tune.with_parameters``)."""
+
+    plan: SweepPlan
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    git_sha: str
+    base_dir: str  # the sweep's working directory: relative paths in the config are relative to it
+    system_metrics: bool = True
+
+
+def search_space(plan: SweepPlan) -> dict[str, Any]:
+    """Tune's ``param_space``: grid and random run the trial table as grids of configurations x seeds;
+    optuna gets one Tune domain per parameter (seeds come from the Repeater index)."""
+    spec = plan.spec
+    if spec.method != "optuna":
+        configs: list[dict[str, Any]] = []
+        for trial in plan.trials:
+            if trial.params not in configs:
+                configs.append(trial.params)
+        return {"params": tune.grid_search(configs), "seed": tune.grid_search(list(spec.seeds))}
+    space: dict[str, Any] = {}
+    for p in spec.parameters:
+        if p.values is not None:
+            space[p.key] = tune.choice(list(p.values))
+        elif p.distribution == "int_uniform":
+            space[p.key] = tune.randint(int(p.min), int(p.max) + 1)  # Tune's upper bound is exclusive
+        elif p.distribution == "log_uniform":
+            space[p.key] = tune.loguniform(p.min, p.max)
+        else:
+            space[p.key] = tune.uniform(p.min, p.max)
+    return space
+
+
+def trial_params(config: dict[str, Any], plan: SweepPlan) -> tuple[dict[str, Any], int]:
+    """A Tune trial config -> (swept values, seed), for either shape of :func:`search_space`."""
+    if "params" in config:
+        return dict(config["params"]), int(config["seed"])
+    params = {k: config[k] for k in plan.spec.swept_keys}
+    return params, plan.spec.seeds[int(config.get(TRIAL_INDEX, 0))]
+
+
+def trial_label(params: dict[str, Any], seed: int) -> str:
+    """Human-readable run name: ``mask.ratio=0.4 seed=1``."""
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return " ".join([*(f"{k}={fmt(v)}" for k, v in params.items()), f"seed={seed}"])
+
+
+def device_tag(device: str) -> str:
+    """The device a trial trains on, as a user would name it (``cpu``, ``cuda:0 NVIDIA H100``)."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = int(device.partition(":")[2] or 0)
+        return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+    return device
+
+
+class EpochReporter:
+    """``on_epoch`` callback: logs to MLflow, then reports to Tune with the checkpoint when it is new.
+
+    MLflow is written first: if the trial dies between the two, the retry resumes from the previous checkpoint
+    and :class:`tracking.TrialRun` skips the epochs it already holds, so no step is logged twice.
+    """
+
+    def __init__(self, run: tracking.TrialRun, stage_root: Path) -> None:
+        self.run, self.stage_root = run, stage_root
+        self.last: dict[str, Any] = {}
+        self._last_stamp: tuple[int, int] | None = None
+
+    def __call__(self, report: Any) -> None:
+        self.run.log_epoch(report.epoch, report.metrics)
+        self.last = dict(report.metrics)
+        metrics = {k: float(v) for k, v in report.metrics.items() if isinstance(v, (int, float))}
+        metrics["epoch"] = report.epoch
+        stat = report.checkpoint_path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_ino)
+        if stamp == self._last_stamp:  # train.checkpoint_every > 1: this epoch wrote no checkpoint
+            tune.report(metrics)
+            return
+        self._last_stamp = stamp
+        stage = self.stage_root / f"epoch_{report.epoch:04d}"
+        stage.mkdir(parents=True, exist_ok=True)
+        try:
+            # A hard link is free, and stays valid when the trainer atomically replaces checkpoint.pt.
+            os.link(report.checkpoint_path, stage / "checkpoint.pt")
+        except OSError:
+            shutil.copy2(report.checkpoint_path, stage / "checkpoint.pt")
+        (stage / EPOCH_FILE).write_text(str(report.epoch))
+        try:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(stage)))
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)  # report() has already persisted it to storage
+
+
+def _restore(work: Path) -> tuple[Path | None, str | None, str]:
+    """The checkpoint Tune hands a restarted trial (copied beside the trainer's files), run id and epoch."""
+    from jepa_core.checkpoint import read_extra_state
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None, None, "0"
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / "resume.pt"
+    with checkpoint.as_directory() as folder:
+        shutil.copy2(Path(folder) / "checkpoint.pt", target)
+        epoch = (Path(folder) / EPOCH_FILE).read_text().strip()
+    return target, read_extra_state(target).get(RUN_ID_KEY), epoch
+
+
+def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The function trainable: one trainer run with its MLflow child run."""
+    from jepa_core.config import dump_yaml
+    from jepa_core.train import DivergenceError, train
+
+    tune_ctx = tune.get_context()
+    params, seed = trial_params(config, ctx.plan)
+    cpus = tune_ctx.get_trial_resources().required_resources.get("CPU", 1.0)
+    # torch threads = the trial's CPUs, so concurrent trials do not oversubscribe the cores Ray gave them.
+    extra = {"train.num_threads": max(1, int(cpus)), "train.progress": False}
+    cfg = ctx.plan.trial_config(params, seed, extra)
+    if cfg.data.root and not Path(cfg.data.root).is_absolute():  # Tune runs trials in their own folders
+        cfg.data.root = str(Path(ctx.base_dir) / cfg.data.root)
+    # Trainer files go to node-local scratch: the trial folder may be shared storage, and Tune already
+    # persists every reported checkpoint there.
+    work = (
+        Path(tempfile.gettempdir())
+        / "jepa-trials"
+        / f"{tune_ctx.get_experiment_name()}-{tune_ctx.get_trial_id()}"
+    )
+    resume_from, run_id, resumed_epoch = _restore(work)
+
+    label = trial_label(params, seed)
+    tags = {
+        tracking.PARENT: ctx.parent_run_id,
+        tracking.SEED: str(seed),
+        tracking.CONFIG_ID: config_id(params),
+        tracking.SWEEP: ctx.plan.spec.name,
+        "jepa.config": label,
+        "jepa.trial_name": tune_ctx.get_trial_name(),
+        "jepa.git_sha": ctx.git_sha,
+        "jepa.device": device_tag(cfg.train.device),
+        "jepa.host": socket.gethostname(),
+        "jepa.node_id": ray.get_runtime_context().get_node_id(),
+        "jepa.cpus": str(cpus),
+        **tracking.version_tags(),
+    }
+    run = tracking.TrialRun.open(
+        ctx.tracking_uri,
+        ctx.experiment_id,
+        run_id=run_id,
+        trial_id=tune_ctx.get_trial_id(),
+        run_name=label,
+        tags=tags,
+        params=cfg.to_flat(),
+        config_yaml=dump_yaml(cfg),
+        system_metrics=ctx.system_metrics,
+    )
+    if run.reopened:  # a retry or --resume: it may run on another node, from a checkpoint
+        for key, value in (
+            ("jepa.node_id", tags["jepa.node_id"]),
+            ("jepa.resumed_from_epoch", resumed_epoch),
+        ):
+            tracking.client(ctx.tracking_uri).set_tag(run.run_id, key, value)
+    reporter = EpochReporter(run, work / "stage")
+    try:
+        train(cfg, work, on_epoch=reporter, resume_from=resume_from, extra_state={RUN_ID_KEY: run.run_id})
+    except DivergenceError as exc:
+        # Deterministic: a retry would diverge at the same step, so the trial ends here, marked failed.
+        run.close("FAILED", f"DivergenceError: {exc}")
+        tune.report({"failed": 1.0, "diverged_epoch": float(exc.epoch), "diverged_step": float(exc.step)})
+        return
+    except SystemExit:
+        # Tune stopped the trial inside tune.report: an ASHA decision or a Ctrl-C. Only the driver knows
+        # which, so it closes the run (FINISHED + jepa.stopped_early, or KILLED until --resume reopens it).
+        run.detach()
+        raise
+    except BaseException as exc:
+        run.close("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # The report flags collapsed trials (RankMe far below the embedding width) from this tag.
+    run.close("FINISHED", tags={"jepa.collapsed": str(bool(reporter.last.get("collapsed"))).lower()})
+
+
+def build_tuner(
+    plan: SweepPlan,
+    ctx: TrialContext,
+    *,
+    name: str,
+    storage: Path,
+    cpu: float,
+    gpu: float,
+    restore: Path | None,
+    printer: ProgressPrinter,
+) -> tune.Tuner:
+    """A Tuner for the plan, or one restoring the interrupted experiment at ``restore``."""
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": cpu, "gpu": gpu})
+    if restore is not None:
+        # Finished trials keep their results; unfinished and errored ones continue from their checkpoints.
+        return tune.Tuner.restore(
+            str(restore), trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    spec = plan.spec
+    search_alg = scheduler = None
+    if spec.method == "optuna":
+        import optuna
+        from ray.tune.search import Repeater
+        from ray.tune.search.optuna import OptunaSearch
+
+        # Each suggestion runs once per seed; Optuna learns from the mean over seeds.
+        tpe = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed))
+        search_alg = Repeater(tpe, repeat=len(spec.seeds), set_index=True)
+    if spec.scheduler.kind == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        epochs = (
+            max(plan.trial_config(t.params, t.seed).train.epochs for t in plan.trials)
+            if plan.trials
+            else plan.trial_config({}, spec.seeds[0]).train.epochs
+        )
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=epochs,
+            grace_period=min(spec.scheduler.grace_period, epochs),
+            reduction_factor=spec.scheduler.reduction_factor,
+        )
+    return tune.Tuner(
+        trainable,
+        param_space=search_space(plan),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric,
+            mode="max" if spec.goal == "maximize" else "min",
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=1 if plan.trials else plan.num_trials,
+            max_concurrent_trials=plan.max_concurrent_trials,
+            # A finished trial's worker runs the next one: saves ~10 s of process start and imports per trial.
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            verbose=0,
+            log_to_file=True,
+            callbacks=[printer],
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
+class ProgressPrinter(tune.Callback):
+    """A concise live view: one line per finished or failed trial, and a status table every ``every_s``.
+
+    It is pickled with the experiment and restored by ``--resume``, so it holds only plain data.
+    """
+
+    def __init__(self, plan: SweepPlan, every_s: float = 20.0) -> None:
+        self.plan, self.every_s = plan, every_s
+        self._start = self._last = 0.0
+        self._dirty = False
+        self._epochs: dict[str, int] = {}
+
+    def _out(self, text: str) -> None:
+        print(text, file=sys.stdout, flush=True)
+
+    def _elapsed(self) -> str:
+        s = int(time.monotonic() - self._start)
+        return f"[{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}]"
+
+    def _label(self, trial: Any) -> str:
+        return trial_label(*trial_params(trial.config, self.plan))
+
+    def _planned_epochs(self, trial: Any) -> int:
+        if trial.trial_id not in self._epochs:
+            cfg = self.plan.trial_config(*trial_params(trial.config, self.plan))
+            self._epochs[trial.trial_id] = cfg.train.epochs
+        return self._epochs[trial.trial_id]
+
+    def setup(self, **info: Any) -> None:
+        self._start = self._last = time.monotonic()
+        self._out(
+            f"{self._elapsed()} sweep {self.plan.spec.name}: {self.plan.num_trials} trials; "
+            f"a status table every {self.every_s:.0f} s"
+        )
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._dirty = True
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        r = trial.last_result or {}
+        metric = self.plan.spec.metric
+        value = f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), (int, float)) else "no metric"
+        epochs = r.get("epoch", 0)
+        state = "finished"
+        if r.get("failed"):
+            state = "failed (diverged)"
+        elif epochs < self._planned_epochs(trial):
+            state = "stopped early"
+        self._out(f"{self._elapsed()} {state}: {self._label(trial)}: {value} after {epochs} epochs")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        reason = "see the trial's error.txt"
+        if trial.error_file and Path(trial.error_file).is_file():
+            lines = [ln for ln in Path(trial.error_file).read_text().splitlines() if ln.strip()]
+            reason = lines[-1].strip()[:300] if lines else reason
+        self._out(f"{self._elapsed()} FAILED: {self._label(trial)}: {reason} ({trial.error_file})")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._dirty and time.monotonic() - self._last >= self.every_s:
+            self._out(self.table(trials))
+            self._last, self._dirty = time.monotonic(), False
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._out(self.table(trials))
+
+    def table(self, trials: list) -> str:
+        metric = self.plan.spec.metric
+        counts: dict[str, int] = {}
+        rows = []
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+            r = t.last_result or {}
+            value = r.get(metric)
+            rows.append(
+                (
+                    self._label(t),
+                    t.status,
+                    f"{r.get('epoch', 0)}/{self._planned_epochs(t)}",
+                    f"{value:.4f}" if isinstance(value, (int, float)) else "-",
+                    f"{r['train_loss']:.4f}" if isinstance(r.get("train_loss"), (int, float)) else "-",
+                )
+            )
+        header = ("trial", "status", "epoch", metric, "train_loss")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        lines = [f"{self._elapsed()} {summary}"]
+        lines += [
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]
+        ]
+        return "\n".join(lines)

@@ -1,0 +1,312 @@
+"""End to end, with real components: ``--smoke`` sweeps on real Ray clusters, read back from MLflow servers.
+
+Trials train on sklearn's digits (bundled, 8x8): these tests check the plumbing, not the learning.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.orchestrator.conftest import MlflowRest, params, run_sweep, tags
+
+TINY_SWEEP = """\
+name: {name}
+method: grid
+metric: {{name: probe_acc, goal: maximize}}
+parameters:
+  mask.ratio: {{values: {values}}}
+seeds: {seeds}
+max_failures: 0
+trainer:
+  overrides:
+    data.name: digits
+    data.image_size: 8
+    model.patch_size: 2
+    model.embed_dim: 32
+    model.depth: 1
+    model.num_heads: 2
+    predictor.depth: 1
+    predictor.embed_dim: 32
+    predictor.num_heads: 2
+    train.batch_size: 64
+    train.epochs: 20
+    eval.train_subset: 500
+    eval.test_subset: 200
+    eval.every: 0
+smoke:
+  overrides: {{train.epochs: {epochs}, train.device: cpu}}
+  resources: {{cpu: 1, gpu: 0}}
+  max_concurrent_trials: {concurrency}
+"""
+
+
+def write_sweep(
+    tmp_path: Path, name: str, values: list[float], seeds: list[int], epochs: int = 2, concurrency: int = 2
+) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        TINY_SWEEP.format(name=name, values=values, seeds=seeds, epochs=epochs, concurrency=concurrency)
+    )
+    return path
+
+
+def last_lines(proc: subprocess.CompletedProcess) -> dict[str, str]:
+    """The closing lines of a sweep, by their label."""
+    out: dict[str, str] = {}
+    for line in proc.stdout.strip().splitlines()[-5:]:
+        if line.startswith(("report: ", "parent run: ")):
+            label, _, value = line.partition(": ")
+            out[label] = value
+        elif line.startswith("mlflow ui "):
+            out["ui"] = line
+        elif line.startswith("http://"):
+            out["url"] = line
+    return out
+
+
+def children_of(runs: list[dict], parent_id: str) -> list[dict]:
+    return [r for r in runs if tags(r).get("mlflow.parentRunId") == parent_id]
+
+
+@pytest.mark.slow
+def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
+    tmp_path: Path, proc_env: dict[str, str], mlflow_server
+) -> None:
+    sweep = write_sweep(tmp_path, "e2e_local", [0.25, 0.4, 0.55], [0])
+    proc = run_sweep([str(sweep), "--smoke"], cwd=tmp_path, env=proc_env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    closing = last_lines(proc)
+    db = tmp_path / "mlflow.db"
+    assert closing["ui"] == f"mlflow ui --backend-store-uri sqlite:///{db} --host 127.0.0.1 --port 5000"
+    assert "finished: mask.ratio=0.4 seed=0" in proc.stdout  # the live progress display
+    if not closing["report"].startswith("not written"):
+        assert Path(closing["report"]).is_dir() and Path(closing["report"]).is_relative_to(
+            tmp_path / "reports"
+        )
+
+    rest = MlflowRest(mlflow_server(db))
+    exp_id = rest.experiment_id("e2e_local")
+    assert closing["url"] == f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs"
+    runs = rest.runs(exp_id)
+    parents = [r for r in runs if tags(r).get("jepa.role") == "sweep"]
+    assert len(parents) == 1
+    parent = parents[0]
+    parent_id = parent["info"]["run_id"]
+    assert closing["parent run"] == parent_id and parent["info"]["status"] == "FINISHED"
+    ptags = tags(parent)
+    assert ptags["jepa.sweep"] == "e2e_local" and ptags["jepa.swept_params"] == '["mask.ratio"]'
+    assert ptags["jepa.metric"] == "probe_acc" and ptags["jepa.metric_goal"] == "maximize"
+    assert {"jepa.git_sha", "jepa.host", "jepa.device"} <= set(ptags)
+    assert {"sweep.yaml", "trials.json", "trials.txt"} <= set(rest.artifacts(parent_id))
+
+    children = children_of(runs, parent_id)
+    assert len(children) == 3 and len(runs) == 4
+    assert all(c["info"]["status"] == "FINISHED" for c in children)
+    assert sorted(float(params(c)["mask.ratio"]) for c in children) == [0.25, 0.4, 0.55]
+    for child in children:
+        ctags, cparams = tags(child), params(child)
+        assert ctags["jepa.role"] == "trial" and ctags["jepa.seed"] == "0" == cparams["train.seed"]
+        assert ctags["jepa.device"] == "cpu" and ctags["jepa.torch_version"] and ctags["jepa.ray_version"]
+        assert len(ctags["jepa.config_id"]) == 10
+        # Params are the full resolved config: smoke overrides and --set included.
+        assert cparams["data.name"] == "digits" and cparams["train.epochs"] == "2" and len(cparams) > 40
+        assert [s for s, _ in rest.history(child["info"]["run_id"], "train_loss")] == [1, 2]
+        assert [s for s, _ in rest.history(child["info"]["run_id"], "probe_acc")] == [2]
+        assert "config.yaml" in rest.artifacts(child["info"]["run_id"])
+
+
+@pytest.mark.slow
+def test_sweep__two_node_cluster_runs_trials_on_both_nodes(
+    tmp_path: Path, ray_cluster, mlflow_server
+) -> None:
+    address, env = ray_cluster
+    url = mlflow_server(tmp_path / "server.db")
+    sweep = write_sweep(tmp_path, "e2e_cluster", [0.3, 0.5], [0, 1], epochs=3)
+    proc = run_sweep(
+        [
+            str(sweep),
+            "--smoke",
+            "--address",
+            address,
+            "--tracking-uri",
+            url,
+            "--no-report",
+            "--storage-path",
+            str(tmp_path / "shared_results"),
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    closing = last_lines(proc)
+    rest = MlflowRest(url)
+    exp_id = rest.experiment_id("e2e_cluster")
+    assert closing["url"] == f"{url}/#/experiments/{exp_id}/runs"
+    children = children_of(rest.runs(exp_id), closing["parent run"])
+    assert len(children) == 4 and all(c["info"]["status"] == "FINISHED" for c in children)
+    assert len({tags(c)["jepa.node_id"] for c in children}) == 2  # both nodes trained
+    assert {(params(c)["mask.ratio"], params(c)["train.seed"]) for c in children} == {
+        ("0.3", "0"),
+        ("0.3", "1"),
+        ("0.5", "0"),
+        ("0.5", "1"),
+    }
+    for child in children:
+        assert [s for s, _ in rest.history(child["info"]["run_id"], "train_loss")] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_sweep__interrupted_sweep_finishes_with_resume(tmp_path: Path, proc_env: dict[str, str]) -> None:
+    from mlflow import MlflowClient
+
+    epochs = 6
+    sweep = write_sweep(tmp_path, "e2e_resume", [0.3, 0.4, 0.5], [0], epochs=epochs, concurrency=1)
+    log = tmp_path / "first.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.sweep", str(sweep), "--smoke", "--no-report"],
+            cwd=tmp_path,
+            env=proc_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    results = tmp_path / "ray_results"
+    try:
+        # Interrupt once the first trial has finished and the second has checkpointed at least one epoch.
+        deadline = time.monotonic() + 180
+        while not (
+            log.read_text().count("finished: ") >= 1
+            and list(results.glob("*/run_trial_*_00001_*/checkpoint_*"))
+        ):
+            assert driver.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        os.kill(driver.pid, signal.SIGINT)  # what Ctrl-C does
+        assert driver.wait(timeout=120) == 130, log.read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert "--resume" in log.read_text()
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp_id = client.get_experiment_by_name("e2e_resume").experiment_id
+    before = {
+        r.info.run_id: r for r in client.search_runs([exp_id]) if r.data.tags.get("jepa.role") == "trial"
+    }
+    finished_before = {k: r.info.end_time for k, r in before.items() if r.info.status == "FINISHED"}
+    assert len(finished_before) >= 1
+
+    again = run_sweep([str(sweep), "--smoke", "--no-report"], cwd=tmp_path, env=proc_env)
+    assert again.returncode == 2 and "--resume" in again.stderr  # says how to resume, starts nothing
+    resumed = run_sweep([str(sweep), "--smoke", "--no-report", "--resume"], cwd=tmp_path, env=proc_env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    runs = client.search_runs([exp_id])
+    parents = [r for r in runs if r.data.tags.get("jepa.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("jepa.role") == "trial"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+    assert {r.info.run_id for r in trials} >= set(before)  # the interrupted trial continued its own run
+    resumed_from = [
+        int(r.data.tags["jepa.resumed_from_epoch"])
+        for r in trials
+        if "jepa.resumed_from_epoch" in r.data.tags
+    ]
+    assert len(resumed_from) == 1 and 1 <= resumed_from[0] < epochs  # from its checkpoint, not from scratch
+    for run in trials:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+        assert sorted(steps) == list(range(1, epochs + 1)), steps  # no epoch lost or logged twice
+        if run.info.run_id in finished_before:
+            assert run.info.end_time == finished_before[run.info.run_id]  # finished trials were not rerun
+
+
+@pytest.mark.slow
+def test_sweep__failing_trial_is_recorded_and_exits_1(tmp_path: Path, proc_env: dict[str, str]) -> None:
+    from mlflow import MlflowClient
+
+    sweep = write_sweep(tmp_path, "e2e_fail", [0.4], [0])
+    missing = tmp_path / "no_cifar_here"
+    proc = run_sweep(
+        [
+            str(sweep),
+            "--smoke",
+            "--no-report",
+            "--set",
+            "data.name=cifar10",
+            "--set",
+            f"data.root={missing}",
+            "--set",
+            "data.image_size=32",
+        ],
+        cwd=tmp_path,
+        env=proc_env,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "FAILED: mask.ratio=0.4 seed=0" in proc.stdout and "1 failed" in proc.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("e2e_fail").experiment_id])
+    by_role = {r.data.tags.get("jepa.role"): r for r in runs}
+    assert len(runs) == 2 and by_role["sweep"].info.status == "FAILED"
+    trial = by_role["trial"]
+    assert trial.info.status == "FAILED" and "DataError" in trial.data.tags["jepa.failure_reason"]
+    assert "\n" not in trial.data.tags["jepa.failure_reason"]
+
+
+def test_trial_run__reopen_skips_epochs_already_logged(tmp_path: Path) -> None:
+    from orchestrator import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exp = tracking.get_or_create_experiment(uri, "unit")
+    kwargs = dict(
+        trial_id="abcde_00000",
+        run_name="t",
+        tags={tracking.SEED: "0"},
+        params={"mask.ratio": 0.4},
+        config_yaml="mask: {ratio: 0.4}\n",
+        system_metrics=False,
+    )
+    run = tracking.TrialRun.open(uri, exp, run_id=None, **kwargs)
+    assert run.log_epoch(1, {"train_loss": 1.0, "epoch": 1}) and run.log_epoch(2, {"train_loss": 0.5})
+    run.close("FAILED", "RuntimeError: worker died\nsecond line")
+    assert (
+        tracking.client(uri).get_run(run.run_id).data.tags[tracking.FAILURE_REASON]
+        == "RuntimeError: worker died"
+    )
+    # The retry resumed from the epoch-1 checkpoint and found its run by the trial id.
+    retry = tracking.TrialRun.open(uri, exp, run_id=None, **kwargs)
+    assert retry.run_id == run.run_id and retry.reopened and retry.logged_epochs == 2
+    assert not retry.log_epoch(2, {"train_loss": 0.6}) and retry.log_epoch(3, {"train_loss": 0.4})
+    retry.close("FINISHED")
+    c = tracking.client(uri)
+    final = c.get_run(run.run_id)
+    assert final.info.status == "FINISHED" and tracking.FAILURE_REASON not in final.data.tags
+    assert [(m.step, m.value) for m in c.get_metric_history(run.run_id, "train_loss")] == [
+        (1, 1.0),
+        (2, 0.5),
+        (3, 0.4),
+    ]
+    assert final.data.params == {"mask.ratio": "0.4"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1"),
+        (["--tracking-uri", "http://127.0.0.1:1"], "tracking URI"),
+    ],
+)
+def test_sweep_cli__unreachable_service_exits_2_fast(
+    tmp_path: Path, proc_env: dict[str, str], flags: list[str], expected: str
+) -> None:
+    sweep = write_sweep(tmp_path, "e2e_addr", [0.4], [0])
+    proc = run_sweep([str(sweep), "--smoke", *flags], cwd=tmp_path, env=proc_env, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr
