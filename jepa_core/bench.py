@@ -6,29 +6,74 @@ the matmul peak of the same device in the same run, so achieved/peak is a ratio 
 
     python -m jepa_core.bench --preset fmnist_cpu
     python -m jepa_core.bench --preset reference_112 --device cuda
+    python -m jepa_core.bench --suite                 # CPU: fast step vs the reference step (issue 7)
+    python -m jepa_core.bench --suite --device cuda   # GPU: ViT-S/16 MFU, img/s, fmnist_gpu time to 90%
 
-Prints one JSON object.
+``--suite`` on the CPU times the fast step (``train.train_step``) against the straightforward reference
+I-JEPA step (``reference_step.reference_train_step``, Assran et al., 2023) on the same weights, images and
+masks, interleaving the two step by step with a matmul-peak sample so that machine load drifts hit both alike;
+ratios and fractions of peak are medians over those rounds. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from jepa_core.config import Config, ConfigError, build_config, parse_set
-from jepa_core.data import RandomResizedCropAug
-from jepa_core.masks import BlockMaskSampler, describe
+from jepa_core.data import DataError, RandomResizedCropAug
+from jepa_core.masks import BlockMaskSampler, MaskBatch, describe
 from jepa_core.models import IJepa
-from jepa_core.train import param_groups, resolve_device, train_step
+from jepa_core.reference_step import reference_loss, reference_train_step
+from jepa_core.train import EpochReport, param_groups, resolve_device, train, train_step
 
 CHANNELS = {"fashion_mnist": 1, "digits": 1}
+StepFn = Callable[..., torch.Tensor]
+Shape = tuple[int, ...]
+
+
+# torch's FLOP counter knows the CUDA attention kernels but not the CPU flash kernel that SDPA dispatches
+# to on the CPU; without these the fast path's attention FLOPs would silently count as zero there.
+# The counter hands these formulas the shapes of the op's arguments.
+def _cpu_flash_flops(q: Shape, k: Shape, v: Shape, *args: Any, **kwargs: Any) -> int:
+    return sdpa_flop_count(q, k, v)
+
+
+def _cpu_flash_backward_flops(grad: Shape, q: Shape, k: Shape, v: Shape, *args: Any, **kwargs: Any) -> int:
+    return sdpa_backward_flop_count(grad, q, k, v)
+
+
+_ATEN = torch.ops.aten
+EXTRA_FLOP_FORMULAS = {
+    _ATEN._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flops,
+    _ATEN._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward_flops,
+}
+
+# ViT-S/16 at 224 px (the issue's GPU MFU model): encoder 384/12/6, a predictor half as wide, bf16, compiled.
+VITS16_224 = {
+    "data.name": "imagefolder",
+    "data.image_size": 224,
+    "model.patch_size": 16,
+    "model.embed_dim": 384,
+    "model.depth": 12,
+    "model.num_heads": 6,
+    "predictor.depth": 6,
+    "predictor.embed_dim": 192,
+    "predictor.num_heads": 6,
+    "train.batch_size": 256,
+    "train.compile": True,
+}
 
 
 def _sync(device: torch.device) -> None:
@@ -36,29 +81,66 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, reps: int = 8) -> float:
-    """Best-of-three GFLOP/s of a square matmul: the ceiling a dense training step can approach."""
+class Timing(NamedTuple):
+    """Wall seconds, and this process's CPU seconds over all its threads.
+
+    On a CPU shared with other jobs the wall time grows with their load while the CPU time stays close to
+    the work itself, so ratios of CPU times are the steadier cross-check there (meaningless on a GPU).
+    """
+
+    wall_s: float
+    cpu_s: float
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> Timing:
+    _sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    _sync(device)
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def matmul_peak_rates(
+    device: torch.device, dtype: torch.dtype, size: int | None = None, reps: int = 8, tries: int = 3
+) -> Timing:
+    """Best-of-``tries`` GFLOP per wall second and per CPU second of a square matmul.
+
+    The default size is 2048 on the CPU and 8192 on a GPU, where smaller products leave the tensor cores idle.
+    """
+    size = size or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
-    best = 0.0
-    for _ in range(3):
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        _sync(device)
-        best = max(best, 2 * size**3 * reps / (time.perf_counter() - start) / 1e9)
-    return best
+    gflop = 2 * size**3 * reps / 1e9
+    runs = [timed(lambda: [a @ b for _ in range(reps)], device) for _ in range(tries)]
+    return Timing(max(gflop / t.wall_s for t in runs), max(gflop / max(t.cpu_s, 1e-9) for t in runs))
+
+
+def matmul_peak_gflops(
+    device: torch.device, dtype: torch.dtype, size: int | None = None, reps: int = 8, tries: int = 3
+) -> float:
+    """Best-of-``tries`` GFLOP/s of a square matmul: the ceiling a dense training step can approach."""
+    return matmul_peak_rates(device, dtype, size, reps, tries).wall_s
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of everything ``fn`` runs (forward and backward), CPU flash attention included."""
+    with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 class StepBench:
-    """A model, optimiser, augmentation and sampler ready to time steps on synthetic data."""
+    """A model, optimiser, augmentation and sampler ready to time steps on synthetic data.
 
-    def __init__(self, cfg: Config, device: torch.device) -> None:
+    Two benches built from the same config start from identical weights, images and mask draws, whatever
+    ``step_fn`` each uses, so their timings compare the step implementations alone.
+    """
+
+    def __init__(self, cfg: Config, device: torch.device, step_fn: StepFn = train_step) -> None:
         torch.manual_seed(cfg.train.seed)
-        self.cfg, self.device = cfg, device
+        self.cfg, self.device, self.step_fn = cfg, device, step_fn
         self.amp = torch.bfloat16 if device.type == "cuda" else None
         chans = CHANNELS.get(cfg.data.name, 3)
         b, s = cfg.train.batch_size, cfg.data.image_size
@@ -66,9 +148,8 @@ class StepBench:
         self.aug = RandomResizedCropAug(
             s, (0.5,) * chans, (0.25,) * chans, scale=(cfg.data.crop_scale_min, cfg.data.crop_scale_max)
         )
+        # Compiled later (see run_bench): FLOPs are counted on the eager model.
         self.model = IJepa(cfg, chans).to(device)
-        if cfg.train.compile:
-            self.model.compile_for_training()
         fused = {"fused": True} if device.type == "cuda" else {}
         self.optimizer = torch.optim.AdamW(param_groups(self.model), lr=cfg.optim.lr, **fused)
         grid = self.model.encoder.grid
@@ -85,15 +166,20 @@ class StepBench:
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.mask_stats: list[dict[str, float]] = []
 
-    def step(self) -> torch.Tensor:
+    def batch(self) -> tuple[torch.Tensor, MaskBatch]:
+        """The next augmented batch and its masks (on the device)."""
         x = self.aug(self.images, self.generator)
         masks = self.sampler(x.shape[0], self.generator)
         self.mask_stats.append(describe(masks, self.model.encoder.num_patches))
-        return train_step(
+        return x, masks.to(self.device)
+
+    def step(self) -> torch.Tensor:
+        x, masks = self.batch()
+        return self.step_fn(
             self.model,
             self.optimizer,
             x,
-            masks.to(self.device),
+            masks,
             lr=self.cfg.optim.lr,
             wd=self.cfg.optim.weight_decay,
             momentum=self.cfg.ema.momentum_start,
@@ -104,43 +190,37 @@ class StepBench:
 
     def flops_per_img(self, reps: int = 4) -> float:
         """Model FLOPs of one step (forward + backward), averaged over a few mask draws, per image."""
-        total = 0
-        for _ in range(reps):
-            with FlopCounterMode(display=False) as counter:
-                self.step()
-            total += counter.get_total_flops()
+        total = sum(count_flops(self.step) for _ in range(reps))
         return total / reps / self.cfg.train.batch_size
 
+    def time_step(self) -> Timing:
+        """Wall and CPU seconds of one step, the device synchronised on both ends."""
+        return timed(self.step, self.device)
+
     def time_steps(self, steps: int, warmup: int) -> list[float]:
+        """Wall seconds of ``steps`` steps after ``warmup`` untimed ones."""
         for _ in range(warmup):
             self.step()
-        _sync(self.device)
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            self.step()
-            _sync(self.device)
-            times.append(time.perf_counter() - start)
-        return times
+        return [self.time_step().wall_s for _ in range(steps)]
 
 
 def run_bench(
-    cfg: Config, device: torch.device, steps: int = 10, warmup: int = 3
+    cfg: Config, device: torch.device, steps: int = 10, warmup: int = 3, peak_size: int | None = None
 ) -> dict[str, float | str | int]:
+    """FLOPs, median img/s and fraction of the matmul peak of the fast step on ``cfg``."""
     bench = StepBench(cfg, device)
     flops = bench.flops_per_img()
+    if cfg.train.compile:
+        bench.model.compile_for_training()
     bench.mask_stats.clear()
     times = bench.time_steps(steps, warmup)
     step_s = statistics.median(times)
     img_per_s = cfg.train.batch_size / step_s
-    peak = matmul_peak_gflops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    peak = matmul_peak_gflops(device, torch.bfloat16 if device.type == "cuda" else torch.float32, peak_size)
     stats = {k: statistics.fmean(s[k] for s in bench.mask_stats) for k in bench.mask_stats[0]}
     achieved = flops * img_per_s / 1e9
     return {
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
-        "threads": torch.get_num_threads(),
+        **_machine(device),
         "batch_size": cfg.train.batch_size,
         "image_size": cfg.data.image_size,
         "step_s_median": step_s,
@@ -154,28 +234,215 @@ def run_bench(
     }
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def _machine(device: torch.device) -> dict[str, str | int]:
+    """Which machine produced the numbers (every figure the bench prints is from this one)."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {"device": name, "threads": torch.get_num_threads()}
+
+
+def loss_agreement(fast: StepBench, reference: StepBench) -> dict[str, float]:
+    """Both objectives on one batch and one set of weights: the baseline must compute the fast path's loss.
+
+    Draws one batch from each bench (identical by construction) so both keep seeing the same masks later.
+    """
+    x, masks = fast.batch()
+    reference.batch()
+    cfg = fast.cfg
+    with torch.no_grad(), torch.autocast(x.device.type, dtype=fast.amp, enabled=fast.amp is not None):
+        f = fast.model.loss(x, masks.context_idx, masks.context_valid, masks.target_idx, cfg.loss.kind)
+        r = reference_loss(fast.model, x, masks, cfg.loss.kind)
+    f_val, r_val = float(f), float(r)
+    return {"loss_fast": f_val, "loss_reference": r_val, "loss_rel_diff": abs(f_val - r_val) / abs(r_val)}
+
+
+def run_cpu_suite(
+    cfg: Config, device: torch.device, rounds: int = 5, warmup: int = 0, peak_size: int | None = None
+) -> dict[str, Any]:
+    """Fast step vs the reference I-JEPA step on one config, both measured in this process.
+
+    Each round times one step of each path (alternating which goes first) and one matmul-peak sample, so a
+    change in machine load between rounds moves both paths and the peak together; every ratio is a median
+    over rounds. ``flops_per_img`` is each path's own executed work (the baseline repeats the context once
+    per target block), so ``fraction_of_peak`` is how well each path uses the hardware.
+    """
+    benches = {"fast": StepBench(cfg, device), "reference": StepBench(cfg, device, reference_train_step)}
+    agreement = loss_agreement(benches["fast"], benches["reference"])
+    flops = {name: b.flops_per_img(reps=2) for name, b in benches.items()}  # also warms both paths up
+    for b in benches.values():
+        b.time_steps(0, warmup)
+        b.mask_stats.clear()
+    peak_dtype = torch.bfloat16 if benches["fast"].amp is not None else torch.float32
+    times: dict[str, list[Timing]] = {name: [] for name in benches}
+    peaks: list[Timing] = []
+    for r in range(rounds):
+        for name in list(benches)[:: 1 if r % 2 == 0 else -1]:
+            times[name].append(benches[name].time_step())
+        peaks.append(matmul_peak_rates(device, peak_dtype, peak_size, reps=2, tries=2))
+    batch = cfg.train.batch_size
+    med = statistics.median
+    paths: dict[str, dict[str, Any]] = {}
+    for name, ts in times.items():
+        gflop = flops[name] * batch / 1e9
+        paths[name] = {
+            "img_per_s": batch / med(t.wall_s for t in ts),
+            "step_s_median": med(t.wall_s for t in ts),
+            "flops_per_img": flops[name],
+            "achieved_gflops": med(gflop / t.wall_s for t in ts),
+            "fraction_of_peak": med(gflop / t.wall_s / p.wall_s for t, p in zip(ts, peaks, strict=True)),
+            "cpu_s_median": med(t.cpu_s for t in ts),
+            "fraction_of_peak_cpu_time": med(
+                gflop / t.cpu_s / p.cpu_s for t, p in zip(ts, peaks, strict=True)
+            ),
+            "step_s": [t.wall_s for t in ts],
+        }
+    pairs = list(zip(times["fast"], times["reference"], strict=True))
+    stats = benches["fast"].mask_stats
+    return {
+        "suite": "cpu",
+        **_machine(device),
+        "batch_size": batch,
+        "image_size": cfg.data.image_size,
+        "rounds": rounds,
+        "context_patches_mean": statistics.fmean(s["context_patches_mean"] for s in stats),
+        "target_patches_mean": statistics.fmean(s["target_patches_mean"] for s in stats),
+        "num_patches": benches["fast"].model.encoder.num_patches,
+        **agreement,
+        "fast": paths["fast"],
+        "reference": paths["reference"],
+        # Steps of one round run back to back, so their ratio sees one machine state; the ratio of the two
+        # medians can mix a quiet round of one path with a busy round of the other.
+        "speedup": med(r.wall_s / f.wall_s for f, r in pairs),
+        "speedup_of_medians": paths["fast"]["img_per_s"] / paths["reference"]["img_per_s"],
+        "speedup_cpu_time": med(r.cpu_s / f.cpu_s for f, r in pairs),
+        "matmul_peak_gflops": med(p.wall_s for p in peaks),
+        "matmul_peak_gflops_rounds": [p.wall_s for p in peaks],
+        "matmul_peak_gflop_per_cpu_s": med(p.cpu_s for p in peaks),
+        "peak_dtype": str(peak_dtype).removeprefix("torch."),
+        "goals": {"speedup": 1.5, "fast_fraction_of_peak": 0.7},
+    }
+
+
+class AccuracyClock:
+    """``on_epoch`` callback timing a run to a linear-probe accuracy; stops it at the target or the budget.
+
+    The clock starts when the object is created (before ``train`` loads data and builds the model), so the
+    time to target includes every cost a user waits for.
+    """
+
+    def __init__(self, target: float, budget_s: float) -> None:
+        self.target, self.budget_s = target, budget_s
+        self.start = time.perf_counter()
+        self.curve: list[tuple[int, float, float]] = []  # (epoch, wall seconds, probe accuracy)
+        self.reached_s: float | None = None
+
+    def __call__(self, report: EpochReport) -> bool:
+        wall = time.perf_counter() - self.start
+        acc = report.metrics.get("probe_acc")
+        if acc is not None:
+            self.curve.append((report.epoch, wall, float(acc)))
+            if acc >= self.target and self.reached_s is None:
+                self.reached_s = wall
+        return self.reached_s is None and wall < self.budget_s
+
+
+def time_to_accuracy(
+    device: torch.device,
+    budget_s: float,
+    target: float = 0.90,
+    preset: str | None = "fmnist_gpu",
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Trains ``preset``, evaluating each epoch, until the probe reaches ``target`` or the budget is spent."""
+    run = {"train.device": str(device), "train.progress": False, "eval.every": 1}
+    cfg = build_config(preset, overrides=[run, overrides or {}])
+    clock = AccuracyClock(target, budget_s)
+    try:
+        with tempfile.TemporaryDirectory(prefix="jepa_tta_") as out:
+            final = train(cfg, out, on_epoch=clock)
+    except DataError as exc:
+        return {"preset": preset, "error": str(exc)}
+    return {
+        "preset": preset,
+        "target_probe_acc": target,
+        "budget_s": budget_s,
+        "reached": clock.reached_s is not None,
+        "time_to_target_s": clock.reached_s,
+        "best_probe_acc": max((acc for _, _, acc in clock.curve), default=math.nan),
+        "trainer_wall_s": final.get("wall_time_s"),
+        "epochs": final.get("epoch"),
+        "curve": clock.curve,
+    }
+
+
+def run_cuda_suite(
+    cfg: Config, device: torch.device, steps: int, warmup: int, tta_budget_s: float, peak_size: int | None
+) -> dict[str, Any]:
+    """bf16 MFU and img/s of ``cfg`` (ViT-S/16 at 224 px by default), then ``fmnist_gpu`` time to 90%."""
+    step = run_bench(cfg, device, steps, warmup, peak_size)
+    return {
+        "suite": "cuda",
+        **step,
+        "mfu": step["fraction_of_peak"],
+        "compiled": cfg.train.compile,
+        "time_to_accuracy": time_to_accuracy(device, tta_budget_s),
+        "goals": {"mfu": 0.4, "time_to_target_s": 120.0},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jepa_core.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="fmnist_cpu", help="named preset (default fmnist_cpu)")
+    parser.add_argument(
+        "--preset", help="named preset (default fmnist_cpu; with --suite reference_112, ViT-S/16 on CUDA)"
+    )
     parser.add_argument("--config", action="append", default=[], metavar="FILE")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: the config's train.device")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--steps", type=int, help="timed steps or rounds, median reported (default 10; CPU suite 5)"
+    )
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default 3; CPU suite 0)")
+    parser.add_argument("--suite", action="store_true", help="the issue-7 suite: both paths (CPU) or MFU+TTA")
+    parser.add_argument("--peak-size", type=int, help="matmul-peak side (default 2048 CPU, 8192 CUDA)")
+    parser.add_argument("--tta-budget-s", type=float, default=150.0, help="suite on CUDA: training budget")
     args = parser.parse_args(argv)
     try:
         overrides = parse_set(args.overrides)
         if args.device:
             overrides["train.device"] = args.device
-        cfg = build_config(args.preset, args.config, [overrides])
+        preset = args.preset or ("reference_112" if args.suite else "fmnist_cpu")
+        cfg = build_config(preset, args.config, [overrides])
         device = resolve_device(cfg.train.device)
+        if args.suite and device.type == "cuda" and args.preset is None:
+            cfg = build_config(preset, args.config, [VITS16_224, overrides])
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if cfg.train.num_threads > 0:
         torch.set_num_threads(cfg.train.num_threads)
-    print(json.dumps(run_bench(cfg, device, args.steps, args.warmup), indent=1))
-    return 0
+    cpu_suite = args.suite and device.type == "cpu"
+    steps = args.steps or (5 if cpu_suite else 10)
+    # The CPU suite's FLOP-counting steps (two per path) already warm both paths up; elsewhere the warmup
+    # steps also absorb torch.compile.
+    warmup = args.warmup if args.warmup is not None else (0 if cpu_suite else 3)
+    if not args.suite:
+        result = run_bench(cfg, device, steps, warmup, args.peak_size)
+    elif device.type == "cuda":
+        result = run_cuda_suite(cfg, device, steps, warmup, args.tta_budget_s, args.peak_size)
+    else:
+        result = run_cpu_suite(cfg, device, steps, warmup, args.peak_size)
+    print(json.dumps(result, indent=1))
+    return 1 if "error" in result.get("time_to_accuracy", {}) else 0
 
 
 if __name__ == "__main__":

@@ -187,6 +187,7 @@ def train_step(
     loss_kind: str,
     amp: torch.dtype | None,
     grad_clip: float,
+    loss_fn: Callable[[IJepa, torch.Tensor, MaskBatch, str], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One optimisation step: I-JEPA loss, AdamW update of encoder and predictor, EMA of the target."""
     for group in optimizer.param_groups:
@@ -194,7 +195,10 @@ def train_step(
         if group["apply_wd"]:
             group["weight_decay"] = wd
     with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
-        loss = model.loss(images, masks.context_idx, masks.context_valid, masks.target_idx, loss_kind)
+        if loss_fn is None:
+            loss = model.loss(images, masks.context_idx, masks.context_valid, masks.target_idx, loss_kind)
+        else:  # e.g. the reference implementation's step, for benchmarks
+            loss = loss_fn(model, images, masks, loss_kind)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from jepa_core.bench import EXTRA_FLOP_FORMULAS, AccuracyClock, count_flops, main, time_to_accuracy
+from jepa_core.train import EpochReport
+
+from .conftest import TINY as TINY_TRAIN
+
+ROOT = Path(__file__).resolve().parents[2]
+# A tiny reference-shaped model; one thread, because two threads on a shared 2-core machine mostly wait on
+# each other at this size.
+TINY = [
+    "data.image_size=16",
+    "model.patch_size=4",
+    "model.embed_dim=32",
+    "model.depth=2",
+    "model.num_heads=2",
+    "predictor.depth=2",
+    "predictor.embed_dim=16",
+    "predictor.num_heads=2",
+    "train.batch_size=4",
+    "train.num_threads=1",
+]
+CONTRACT = (
+    "img_per_s",
+    "context_patches_mean",
+    "target_patches_mean",
+    "flops_per_img",
+    "achieved_gflops",
+    "matmul_peak_gflops",
+)
+
+
+def _args(*extra: str) -> list[str]:
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    return ["--preset", "reference_112", *sets, "--device", "cpu", "--steps", "2", "--warmup", "1", *extra]
+
+
+def test_bench__prints_contract_fields():
+    proc = subprocess.run(
+        [sys.executable, "-m", "jepa_core.bench", *_args("--peak-size", "256")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for key in CONTRACT:
+        assert _positive(out[key]), key
+    assert out["device"] and out["threads"] == 1
+
+
+def _positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+def test_bench__suite_reports_both_paths_and_their_ratio(capsys):
+    threads = torch.get_num_threads()
+    try:  # in-process: the subprocess test above already covers the command line itself
+        assert main(_args("--suite", "--peak-size", "256")) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = json.loads(capsys.readouterr().out)
+    assert out["suite"] == "cpu"
+    for path in ("fast", "reference"):
+        for key in ("img_per_s", "flops_per_img", "achieved_gflops", "fraction_of_peak", "cpu_s_median"):
+            assert _positive(out[path][key]), (path, key)
+    # The baseline repeats the context once per target block, so it executes more FLOPs.
+    assert out["reference"]["flops_per_img"] > out["fast"]["flops_per_img"]
+    for key in ("speedup", "speedup_cpu_time", "matmul_peak_gflops", "matmul_peak_gflop_per_cpu_s"):
+        assert _positive(out[key]), key
+    assert out["loss_rel_diff"] < 1e-5
+    assert 0 < out["context_patches_mean"] <= out["num_patches"]
+
+
+def test_count_flops__counts_cpu_flash_attention():
+    q = torch.randn(2, 3, 10, 8, requires_grad=True)
+    mask = torch.ones(2, 1, 10, 10, dtype=torch.bool)
+
+    def attend() -> None:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=mask).sum().backward()
+
+    # Each product of two (L x d)-shaped operands costs 2 * B * H * L * L * d: two forward, five backward.
+    assert count_flops(attend) == 7 * (2 * 2 * 3 * 10 * 10 * 8)
+    assert len(EXTRA_FLOP_FORMULAS) == 2
+
+
+def test_accuracy_clock__stops_at_target_or_budget():
+    clock = AccuracyClock(target=0.9, budget_s=1e9)
+    assert clock(EpochReport(1, {"train_loss": 1.0}, Path("c.pt"))) is True  # no evaluation this epoch
+    assert clock(EpochReport(2, {"probe_acc": 0.85}, Path("c.pt"))) is True
+    assert clock(EpochReport(3, {"probe_acc": 0.91}, Path("c.pt"))) is False
+    assert clock.reached_s is not None and [e for e, _, _ in clock.curve] == [2, 3]
+    assert AccuracyClock(target=0.9, budget_s=0.0)(EpochReport(1, {"probe_acc": 0.5}, Path("c.pt"))) is False
+
+
+def test_time_to_accuracy__reports_the_epoch_that_reached_the_target():
+    # The CUDA suite's plumbing, run on the CPU with a tiny digits run: a target of 0 is met at once.
+    small = {
+        "train.steps_per_epoch": 1,
+        "train.num_threads": 1,
+        "eval.train_subset": 100,
+        "eval.test_subset": 50,
+    }
+    threads = torch.get_num_threads()
+    try:
+        result = time_to_accuracy(
+            torch.device("cpu"), 600, target=0.0, preset=None, overrides={**TINY_TRAIN, **small}
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert result["reached"] and result["epochs"] == 1
+    assert _positive(result["time_to_target_s"]) and 0 <= result["best_probe_acc"] <= 1

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jepa_core.config import build_config
+from jepa_core.masks import BlockMaskSampler, MaskBatch
+from jepa_core.models import IJepa
+from jepa_core.reference_step import (
+    encode_context,
+    per_image_indices,
+    predict_per_block,
+    reference_loss,
+    reference_train_step,
+)
+from jepa_core.train import param_groups, train_step
+
+TINY = {
+    "data.name": "imagefolder",
+    "data.image_size": 16,
+    "model.patch_size": 4,
+    "model.embed_dim": 32,
+    "model.depth": 2,
+    "model.num_heads": 2,
+    "predictor.depth": 2,
+    "predictor.embed_dim": 16,
+    "predictor.num_heads": 2,
+    "mask.num_targets": 3,
+    "mask.ratio": 0.3,
+}
+
+
+def _model(seed: int = 0) -> IJepa:
+    torch.manual_seed(seed)
+    model = IJepa(build_config(overrides=[TINY]), in_chans=3)
+    # A target that differs from the context encoder, so mixing the two up cannot go unnoticed.
+    with torch.no_grad():
+        for p in model.target.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def _batch(ragged: bool, batch: int = 5) -> tuple[torch.Tensor, MaskBatch]:
+    sampler = BlockMaskSampler(4, 4, ratio=0.3, num_targets=3, context_scale=(0.6, 1.0), min_context=2)
+    gen = torch.Generator().manual_seed(3)
+    masks = sampler(batch, gen)
+    assert not masks.context_valid.all(), "these seeds give ragged contexts"
+    if not ragged:
+        # Truncate every context to the shortest one, as the reference collator does: no padding at all.
+        shortest = int(masks.context_counts.min())
+        idx = masks.context_idx[:, :shortest]
+        masks = MaskBatch(idx, torch.ones_like(idx, dtype=torch.bool), masks.target_idx)
+    images = torch.randn(batch, 3, 16, 16, generator=gen)
+    return images, masks
+
+
+def _fast_loss(model: IJepa, images: torch.Tensor, masks: MaskBatch, kind: str) -> torch.Tensor:
+    return model.loss(images, masks.context_idx, masks.context_valid, masks.target_idx, kind)
+
+
+@pytest.mark.parametrize("kind", ["l2", "smooth_l1"])
+@pytest.mark.parametrize("ragged", [True, False])
+def test_reference_loss__equals_fast_path(kind, ragged):
+    model = _model()
+    images, masks = _batch(ragged)
+    fast = _fast_loss(model, images, masks, kind)
+    ref = reference_loss(model, images, masks, kind)
+    torch.testing.assert_close(ref, fast, rtol=1e-5, atol=0.0)
+
+
+def test_reference_loss__gradients_equal_fast_path():
+    model = _model()
+    images, masks = _batch(ragged=True)
+    params = {
+        "encoder.qkv": model.encoder.vit.blocks[0].attn.qkv.weight,
+        "encoder.patch": model.encoder.vit.patch_embed.proj.weight,
+        "predictor.mask_token": model.predictor.mask_token,
+        "predictor.fc2": model.predictor.blocks[1].mlp.fc2.weight,
+    }
+    fast = torch.autograd.grad(_fast_loss(model, images, masks, "l2"), list(params.values()))
+    ref = torch.autograd.grad(reference_loss(model, images, masks, "l2"), list(params.values()))
+    for name, g_fast, g_ref in zip(params, fast, ref, strict=True):
+        torch.testing.assert_close(g_ref, g_fast, rtol=1e-4, atol=1e-7, msg=f"gradient of {name} differs")
+
+
+def test_reference_loss__context_ignores_mask_tokens():
+    """Moving a target block changes only its own predictions, never the context's path."""
+    model = _model()
+    images, masks = _batch(ragged=True, batch=2)
+    contexts, targets = per_image_indices(masks)
+    z = encode_context(model.encoder, images, contexts)
+    base = predict_per_block(model.predictor, z, contexts, targets)
+    moved = [[(tb[0] + 1) % 16, *tb[1:]] for tb in targets]
+    changed = predict_per_block(model.predictor, z, contexts, moved)
+    b = len(targets)
+    torch.testing.assert_close(changed[b:], base[b:])  # blocks 2..K untouched
+    assert not torch.allclose(changed[:b], base[:b])
+
+
+def test_reference_train_step__matches_train_step():
+    images, masks = _batch(ragged=True)
+    losses = []
+    models = []
+    for step_fn in (train_step, reference_train_step):
+        model = _model()
+        opt = torch.optim.AdamW(param_groups(model), lr=1e-3)
+        kwargs = {"lr": 1e-3, "wd": 0.04, "momentum": 0.9, "loss_kind": "l2", "amp": None, "grad_clip": 1.0}
+        losses.append([float(step_fn(model, opt, images, masks, **kwargs)) for _ in range(2)])
+        models.append(model)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for p_fast, p_ref in zip(models[0].target.parameters(), models[1].target.parameters(), strict=True):
+        torch.testing.assert_close(p_ref, p_fast, rtol=1e-4, atol=1e-6)
+
+
+def test_reference_loss__rejects_stochastic_depth():
+    model = IJepa(build_config(overrides=[TINY, {"model.drop_path": 0.1}]), in_chans=3)
+    images, masks = _batch(ragged=True)
+    with pytest.raises(ValueError, match="plain pre-norm"):
+        reference_loss(model, images, masks)
