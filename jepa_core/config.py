@@ -143,7 +143,8 @@ class Config:
 
 # Presets: dotted overrides on the defaults. Each is a real, runnable configuration.
 PRESETS: dict[str, dict[str, Any]] = {
-    # Best result within 10 minutes on 2 CPU cores. 7 px patches (a 4x4 grid) cost a third of 4 px patches
+    # Best result within 10 minutes on 2 CPU cores (8.6 min measured on an idle 2-vCPU Xeon: probe 0.814 vs
+    # 0.797 for raw pixels and 0.709 at random init). 7 px patches (a 4x4 grid) cost a third of 4 px patches
     # per image and learned more per epoch in a grid of 6-epoch runs; the whole training set beat a 30k subset
     # seen twice as often; the probe is fitted on 10k train images and scored on 5k held-out ones.
     "fmnist_cpu": {
@@ -159,7 +160,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "mask.ratio": 0.4,
         "optim.lr": 1.5e-3,
         "optim.warmup_epochs": 1,
-        "train.epochs": 5,
+        "train.epochs": 10,
         "train.batch_size": 256,
         "eval.train_subset": 10000,
         "eval.test_subset": 5000,
