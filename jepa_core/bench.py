@@ -234,7 +234,8 @@ def run_bench(
     }
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model as the kernel reports it, else what Python knows."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -242,12 +243,12 @@ def _cpu_name() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "cpu"
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def _machine(device: torch.device) -> dict[str, str | int]:
     """Which machine produced the numbers (every figure the bench prints is from this one)."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {"device": name, "threads": torch.get_num_threads()}
 
 

@@ -13,7 +13,6 @@ with the same torch thread count, so the ratio is the orchestrator's cost, not a
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -59,18 +58,6 @@ def one_line(text: str, limit: int = 300) -> str:
     return (lines[0] if lines else "unknown error")[:limit]
 
 
-def cpu_name() -> str:
-    """The CPU model as the kernel reports it, else what Python knows."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def device_kind() -> str:
     """``cuda:<gpu name>`` where CUDA is available, else ``cpu:<model> x<cores>``.
 
@@ -78,6 +65,8 @@ def device_kind() -> str:
     in a 2-core VM and in a 64-core box are different machines to a throughput benchmark.
     """
     import torch
+
+    from jepa_core.bench import cpu_name
 
     if torch.cuda.is_available():
         kind = f"cuda:{torch.cuda.get_device_name(0)}"
