@@ -408,6 +408,13 @@ class Trainer:
                 break
         return final
 
+    def release(self) -> None:
+        """Drops the model, optimiser and data. An exception raised through :meth:`run` (a failure, or a
+        scheduler stopping the run inside ``on_epoch``) keeps this trainer alive in its traceback; without
+        this, a worker that runs trial after trial would hold the previous trial's memory meanwhile."""
+        for name in ("model", "optimizer", "data", "eval_data", "sampler"):
+            self.__dict__.pop(name, None)
+
     def _finish_epoch(
         self,
         metrics: dict[str, float],
@@ -469,9 +476,12 @@ def train(
         jepa_core.data.DataError: The dataset cannot be found.
     """
     trainer = Trainer(config, out_dir, progress=progress, extra_state=extra_state)
-    if resume_from is not None:
-        trainer.restore(resume_from)
-    return trainer.run(on_epoch)
+    try:
+        if resume_from is not None:
+            trainer.restore(resume_from)
+        return trainer.run(on_epoch)
+    finally:
+        trainer.release()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -263,7 +263,11 @@ def trials_frame(runs: pd.DataFrame, info: SweepInfo) -> pd.DataFrame:
     )
     out["status"] = children["status"].astype(str)
     collapsed = children.get("tags.jepa.collapsed")
-    out["collapsed"] = (collapsed.astype(str).str.lower() == "true") if collapsed is not None else False
+    flagged = [str(v).lower() == "true" for v in collapsed] if collapsed is not None else [False] * len(out)
+    # The trainer's last ``collapsed`` metric also counts (a trial stopped by the driver has no tag); a trial
+    # that failed before evaluating has neither and is not flagged.
+    metric = pd.to_numeric(children.get("metrics.collapsed", pd.Series([0.0] * len(out))), errors="coerce")
+    out["collapsed"] = pd.Series(flagged, dtype=bool) | (metric.fillna(0.0) >= 0.5).to_numpy()
     reason = children.get("tags.jepa.failure_reason")
     out["failure_reason"] = reason if reason is not None else None
     device = children.get("tags.jepa.device")
@@ -271,7 +275,9 @@ def trials_frame(runs: pd.DataFrame, info: SweepInfo) -> pd.DataFrame:
     out["start_time"] = to_utc(children["start_time"])
     out["end_time"] = to_utc(children["end_time"])
     out["duration_s"] = (out["end_time"] - out["start_time"]).dt.total_seconds()
-    for column in sorted(c for c in children.columns if c.startswith("metrics.")):
+    for column in sorted(
+        c for c in children.columns if c.startswith("metrics.") and c != "metrics.collapsed"
+    ):
         out[column[len("metrics.") :]] = pd.to_numeric(children[column], errors="coerce")
     return out
 

@@ -14,8 +14,10 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -374,6 +376,14 @@ def _reachable(address: str) -> bool:
         return False
 
 
+def _stop_gracefully_on_sigterm() -> None:
+    """SIGTERM (``kill``, a batch system's time limit) stops the sweep as Ctrl-C does: trials checkpoint,
+    their runs are marked KILLED, and ``--resume`` continues. Without this, Ray's handler ends the driver
+    at once and leaves every run RUNNING."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(os.getpid(), signal.SIGINT))
+
+
 def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrupted: Path | None) -> int:
     """Starts or joins Ray, runs (or resumes) the sweep, closes the MLflow runs, writes the report."""
     import logging
@@ -392,6 +402,8 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # A checkpoint every epoch is the design (resume loses at most one epoch), not a misconfiguration.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A failed attempt gets one line from ProgressPrinter; its traceback stays in the trial's error.txt.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     problem = tracking.unreachable(uri)
     if problem:
         print(f"error: tracking URI {tracking.redact_uri(uri)}: {problem}", file=sys.stderr)
@@ -468,6 +480,7 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
             restore=interrupted and storage / name,
             printer=ProgressPrinter(plan),
         )
+        _stop_gracefully_on_sigterm()
         try:
             results = tuner.fit()
             stopped = not _complete(storage / name, plan.num_trials)

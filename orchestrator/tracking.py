@@ -147,6 +147,25 @@ def trial_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:
     )
 
 
+def _trial_run(c: MlflowClient, experiment_id: str, trial_id: str) -> Any:
+    """The child run a Tune trial created, found by its trial id tag, or None."""
+    found = c.search_runs([experiment_id], filter_string=f"tags.`{TRIAL_ID}` = '{trial_id}'", max_results=1)
+    return found[0] if found else None
+
+
+def closed_trial(uri: str, experiment_id: str, run_id: str | None, trial_id: str) -> dict[str, float] | None:
+    """The final metrics of a trial whose child run already ended FINISHED (it completed, or its scheduler
+    stopped it), with ``epoch`` set to its last logged epoch; None when it has no run or is unfinished."""
+    c = client(uri)
+    run = c.get_run(run_id) if run_id is not None else _trial_run(c, experiment_id, trial_id)
+    if run is None or run.info.status != "FINISHED":
+        return None
+    metrics = {k: float(v) for k, v in run.data.metrics.items() if not k.startswith("system/")}
+    history = c.get_metric_history(run.info.run_id, "train_loss")
+    metrics["epoch"] = float(max((int(m.step) for m in history), default=0))
+    return metrics
+
+
 @dataclass
 class TrialRun:
     """The child run of one trial, created or reopened by the trial itself.
@@ -178,10 +197,8 @@ class TrialRun:
         """Reopens ``run_id`` (from the checkpoint) or the run tagged with this trial id, else creates one."""
         c = client(uri)
         if run_id is None:  # a retry that failed before its first checkpoint
-            found = c.search_runs(
-                [experiment_id], filter_string=f"tags.`{TRIAL_ID}` = '{trial_id}'", max_results=1
-            )
-            run_id = found[0].info.run_id if found else None
+            found = _trial_run(c, experiment_id, trial_id)
+            run_id = found.info.run_id if found else None
         if run_id is not None:
             history = c.get_metric_history(run_id, "train_loss")
             logged = max((int(m.step) for m in history), default=0)

@@ -7,6 +7,7 @@ it works the same on a remote node, and keeps that run's id in the checkpoint so
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
@@ -165,7 +166,16 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         / "jepa-trials"
         / f"{tune_ctx.get_experiment_name()}-{tune_ctx.get_trial_id()}"
     )
+    shutil.rmtree(work, ignore_errors=True)  # left behind by a worker that was killed
     resume_from, run_id, resumed_epoch = _restore(work)
+
+    done = tracking.closed_trial(ctx.tracking_uri, ctx.experiment_id, run_id, tune_ctx.get_trial_id())
+    if done is not None:
+        # The trial had ended before the driver died, but the sweep state Tune saved last (every ~10 s)
+        # still had it running: hand Tune its final result instead of training it again.
+        shutil.rmtree(work, ignore_errors=True)
+        tune.report(done)
+        return
 
     label = trial_label(params, seed)
     tags = {
@@ -217,8 +227,18 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        release_memory()
     # The report flags collapsed trials (RankMe far below the embedding width) from this tag.
     run.close("FINISHED", tags={"jepa.collapsed": str(bool(reporter.last.get("collapsed"))).lower()})
+
+
+def release_memory() -> None:
+    """Gives a finished trial's memory back before the reused worker starts the next trial: Python's
+    reference cycles, and on a GPU the blocks PyTorch's caching allocator keeps (trials may share a GPU)."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def build_tuner(
@@ -338,12 +358,28 @@ class ProgressPrinter(tune.Callback):
             state = "stopped early"
         self._out(f"{self._elapsed()} {state}: {self._label(trial)}: {value} after {epochs} epochs")
 
+    @staticmethod
+    def _reason(trial: Any) -> str:
+        """The last line of the trial's error file, where Tune keeps the full traceback."""
+        error_file = getattr(trial, "error_file", None)
+        if error_file and Path(error_file).is_file():
+            lines = [ln for ln in Path(error_file).read_text().splitlines() if ln.strip()]
+            if lines:
+                return lines[-1].strip()[:300]
+        return "see the trial's error.txt"
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        r = trial.last_result or {}
+        since = f"its epoch-{int(r['epoch'])} checkpoint" if r.get("epoch") else "the start"
+        self._out(
+            f"{self._elapsed()} retrying: {self._label(trial)} from {since} after: {self._reason(trial)} "
+            f"(traceback in {trial.error_file})"
+        )
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        reason = "see the trial's error.txt"
-        if trial.error_file and Path(trial.error_file).is_file():
-            lines = [ln for ln in Path(trial.error_file).read_text().splitlines() if ln.strip()]
-            reason = lines[-1].strip()[:300] if lines else reason
-        self._out(f"{self._elapsed()} FAILED: {self._label(trial)}: {reason} ({trial.error_file})")
+        self._out(
+            f"{self._elapsed()} FAILED: {self._label(trial)}: {self._reason(trial)} ({trial.error_file})"
+        )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self._dirty and time.monotonic() - self._last >= self.every_s:

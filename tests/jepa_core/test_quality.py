@@ -29,8 +29,12 @@ def figures(tmp_path_factory) -> dict[str, float]:
     # The same held-out split and preprocessing as the encoders' probes, on flattened pixels.
     sets = EvalData(cfg, torch.device("cpu")).sets
     raw = raw_pixel_probe(*sets["train"], *sets["test"])
-    result = {"trained": trained["probe_acc"], "random_init": random_init["probe_acc"], "raw_pixels": raw,
-              "wall_time_s": trained["wall_time_s"]}
+    result = {
+        "trained": trained["probe_acc"],
+        "random_init": random_init["probe_acc"],
+        "raw_pixels": raw,
+        "wall_time_s": trained["wall_time_s"],
+    }
     print("fmnist_cpu quality:", json.dumps(result))
     if os.environ.get("JEPA_QUALITY_FIGURES"):  # where CI or a developer wants the figures kept
         Path(os.environ["JEPA_QUALITY_FIGURES"]).write_text(json.dumps(result))
