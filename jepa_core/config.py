@@ -344,28 +344,42 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
-            raise ConfigError(f"config key '{key.strip()}' has an unreadable value {raw!r}") from None
+            raise ConfigError(f"--set {key.strip()}: unreadable value {raw!r}") from None
         out[key.strip()] = value
     return out
 
 
-def load_yaml_file(path: str | Path) -> dict[str, Any]:
-    """Reads a YAML config file of (nested or dotted) overrides."""
+def read_yaml(path: str | Path, what: str = "config file") -> tuple[Any, str]:
+    """Reads and safely parses one YAML file; returns (data, text).
+
+    Raises:
+        ConfigError: One line naming the file (and the line, for a syntax error): unreadable, not UTF-8,
+            invalid YAML, or a tag that would build a Python object (``yaml.safe_load`` refuses those).
+    """
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+        raise ConfigError(f"{p}: cannot read {what} ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: cannot read {what} (not UTF-8 text: byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {p}{where}: invalid YAML") from None
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise ConfigError(f"{p}{where}: invalid YAML ({problem})") from None
+    return data, text
+
+
+def load_yaml_file(path: str | Path) -> dict[str, Any]:
+    """Reads a YAML config file of (nested or dotted) overrides."""
+    data, _ = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p}: expected a mapping of config keys")
+        raise ConfigError(f"{path}: a config file is a mapping of config keys")
     return data
 
 

@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from jepa_core.config import PRESETS, Config, ConfigError, build_config, flatten
+from jepa_core.config import PRESETS, Config, ConfigError, build_config, flatten, read_yaml
 from orchestrator.nightly_verdict import DIRECTIONS, KINDS, Tolerance
 
 TOP_KEYS = ("experiment", "description", "baseline", "trend_nights", "bench", "quality", "overhead")
@@ -314,17 +312,9 @@ def _merge(base: Any, over: Any, key: str = "") -> Any:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SuiteError(f"{path}: cannot read suite file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SuiteError(
-            f"{path}{where}: invalid YAML ({getattr(exc, 'problem', None) or 'unreadable'})"
-        ) from None
+        data, _ = read_yaml(path, "suite file")
+    except ConfigError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite file is a mapping (bench, quality, overhead, tolerances, smoke)")
     return data

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from jepa_core.config import PRESETS, Config, ConfigError, build_config, flatten
+from jepa_core.config import PRESETS, Config, ConfigError, build_config, flatten, read_yaml
 
 METHODS = ("grid", "random", "optuna")
 GOALS = ("maximize", "minimize")
@@ -214,16 +214,9 @@ def _duplicate_keys(path: Path, text: str) -> None:
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read sweep file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "unreadable"
-        raise SpecError(f"{path}{where}: invalid YAML ({problem})") from None
+        data, text = read_yaml(path, "sweep file")
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
     _duplicate_keys(path, text)
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a sweep file is a mapping with at least 'name', 'method', 'metric'")

@@ -314,12 +314,14 @@ def _finish_children(
 
     runs = {r.data.tags.get(tracking.TRIAL_ID): r for r in tracking.trial_runs(uri, experiment_id, parent_id)}
     failed = 0
+    seen = set()
     for result in results:
         metrics = result.metrics or {}
         trial_id = metrics.get("trial_id")
         if trial_id is None:  # never reported: the id is in the trial folder's name
             found = re.search(r"[0-9a-f]{5}_\d{5}", Path(result.path).name)
             trial_id = found.group(0) if found else ""
+        seen.add(trial_id)
         failed += bool(result.error or metrics.get("failed"))
         params, seed = trial_params(result.config, plan)
         reason = tracking.one_line(str(result.error)) if result.error else None
@@ -348,6 +350,17 @@ def _finish_children(
             tracking.set_run_status(
                 uri, run.info.run_id, "FINISHED", {"jepa.stopped_early": str(early).lower()}
             )
+    if not interrupted:
+        # A trial that started after the last sweep state Tune saved before its driver was killed ran again
+        # under a new trial id; the killed attempt's run (seconds of work, never closed) would be a duplicate.
+        orphans = [r for t, r in runs.items() if t not in seen and r.info.status == "RUNNING"]
+        for run in orphans:
+            tracking.client(uri).delete_run(run.info.run_id)
+        if orphans:
+            print(
+                f"note: deleted {len(orphans)} unfinished trial run(s) of the killed driver whose trials "
+                "started over (restore them with mlflow runs restore --run-id ID)"
+            )
     return failed
 
 
@@ -374,6 +387,17 @@ def _reachable(address: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def _restorable(interrupted: Path | None) -> Path | None:
+    """The experiment folder to restore, or None when Tune saved no state there before its driver died
+    (killed in its first seconds): then the same experiment folder and parent run start the trials over."""
+    if interrupted is None:
+        return None
+    if any(interrupted.glob("experiment_state-*.json")):
+        return interrupted
+    print("note: the interrupted sweep was killed before it saved any trial state; its trials start over")
+    return None
 
 
 def _stop_gracefully_on_sigterm() -> None:
@@ -477,7 +501,7 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
             storage=storage,
             cpu=res.cpu,
             gpu=res.gpu,
-            restore=interrupted and storage / name,
+            restore=_restorable(interrupted),
             printer=ProgressPrinter(plan),
         )
         _stop_gracefully_on_sigterm()

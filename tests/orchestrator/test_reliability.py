@@ -407,3 +407,32 @@ def test_eight_concurrent_trials_log_every_point_to_default_sqlite(
     assert points == expected >= 8 * epochs * 5
     record_figure("concurrent_trials_overlap", overlap)
     record_figure("concurrent_trials_metric_points", points)
+
+
+def test_closed_trial__only_a_finished_run_counts_as_done(tmp_path: Path) -> None:
+    """What a restored trial checks before training: a stale Tune state must not rerun a finished trial."""
+    from orchestrator import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exp = tracking.get_or_create_experiment(uri, "unit")
+    assert tracking.closed_trial(uri, exp, None, "fresh_00000") is None  # never started
+    run = tracking.TrialRun.open(
+        uri,
+        exp,
+        run_id=None,
+        trial_id="abcde_00001",
+        run_name="t",
+        tags={},
+        params={},
+        config_yaml="",
+        system_metrics=False,
+    )
+    run.log_epoch(1, {"train_loss": 0.9})
+    run.log_epoch(2, {"train_loss": 0.7, "probe_acc": 0.6})
+    assert tracking.closed_trial(uri, exp, run.run_id, "abcde_00001") is None  # still running
+    tracking.set_run_status(uri, run.run_id, "KILLED")
+    assert tracking.closed_trial(uri, exp, None, "abcde_00001") is None  # interrupted: resume it
+    tracking.set_run_status(uri, run.run_id, "FINISHED")
+    done = tracking.closed_trial(uri, exp, None, "abcde_00001")
+    assert done == {"train_loss": 0.7, "probe_acc": 0.6, "epoch": 2.0}
+    assert tracking.closed_trial(uri, exp, run.run_id, "other_00000") == done

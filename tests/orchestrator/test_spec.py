@@ -225,6 +225,55 @@ MALFORMED = {
     "duplicate_key": (BASE + "seeds: [5]\n", "'seeds' appears twice"),
     "invalid_yaml": (BASE + "parameters: [\n", "invalid YAML"),
     "not_a_mapping": ("- name: unit\n", "mapping"),
+    "empty_file": ("", "mapping"),
+    "tab_indent": (BASE.replace("  mask.ratio", "\tmask.ratio"), "line 5: invalid YAML"),
+    # YAML tags that would build Python objects: safe_load refuses them, and so does the error.
+    "python_object_tag": (
+        BASE.replace("name: unit", 'name: !!python/object/apply:os.system ["echo pwned"]'),
+        "line 1: invalid YAML (could not determine a constructor",
+    ),
+    "python_name_tag": (BASE.replace("seeds: [0, 1, 2]", "seeds: !!python/name:os.system"), "invalid YAML"),
+    "unknown_distribution": (
+        BASE.replace("method: grid", "method: random\nnum_samples: 2").replace(
+            "{values: [0.3, 0.5]}", "{distribution: normal, min: 0.1, max: 0.5}"
+        ),
+        "'parameters.mask.ratio.distribution'",
+    ),
+    "empty_seeds": (BASE.replace("seeds: [0, 1, 2]", "seeds: []"), "'seeds'"),
+    "float_for_int": (BASE.replace("[1, 2]", "[1.5, 2]"), "'parameters.predictor.depth': value 1.5"),
+    "bool_for_int": (BASE.replace("[1, 2]", "[true, 2]"), "'parameters.predictor.depth': value True"),
+    "infinite_value": (BASE.replace("[0.3, 0.5]", "[0.3, .inf]"), "must be finite"),
+    "nan_value": (BASE.replace("[0.3, 0.5]", "[0.3, .nan]"), "must be finite"),
+    "values_not_list": (
+        BASE.replace("{values: [0.3, 0.5]}", "{values: 0.3}"),
+        "'parameters.mask.ratio.values'",
+    ),
+    "param_not_mapping": (BASE.replace("{values: [0.3, 0.5]}", "0.3"), "'parameters.mask.ratio'"),
+    "num_samples_not_int": (
+        BASE.replace("method: grid", "method: random\nnum_samples: many").replace(
+            "{values: [0.3, 0.5]}", "{distribution: uniform, min: 0.1, max: 0.5}"
+        ),
+        "'num_samples'",
+    ),
+    "int_uniform_float_bound": (
+        BASE.replace("method: grid", "method: random\nnum_samples: 2").replace(
+            "{values: [1, 2]}", "{distribution: int_uniform, min: 1.5, max: 3}"
+        ),
+        "'parameters.predictor.depth.min'",
+    ),
+    "tracking_uri_not_string": (BASE + "tracking_uri: 5\n", "'tracking_uri'"),
+    "empty_name": (BASE.replace("name: unit", "name: ''"), "'name'"),
+    "ema_above_one": (
+        BASE.replace("predictor.depth: {values: [1, 2]}", "ema.momentum_start: {values: [0.99, 1.01]}"),
+        "'parameters.ema.momentum_start': value 1.01",
+    ),
+    "depth_zero": (BASE.replace("[1, 2]", "[0, 2]"), "'parameters.predictor.depth': value 0"),
+    "trainer_not_mapping": (
+        BASE.replace(
+            "trainer:\n  preset: fmnist_cpu\n  overrides: {train.epochs: 3}\n", "trainer: fmnist_cpu\n"
+        ),
+        "'trainer'",
+    ),
 }
 
 
@@ -268,12 +317,22 @@ def test_plan_sweep__smoke_needs_a_smoke_section(tmp_path: Path) -> None:
         (["good.yaml", "--set", "mask.ratio"], "KEY=VALUE"),
         (["good.yaml", "--set", "train.epochs=-1"], "train.epochs"),
         (["missing.yaml"], "cannot read"),
+        (["folder.yaml"], "cannot read sweep file (Is a directory)"),
+        (["binary.yaml"], "not UTF-8"),
+        (["good.yaml", "--set", "model.dept=3"], "did you mean 'model.depth'"),
+        (["good.yaml", "--set", "train.epochs=abc"], "expects an integer"),
+        (["good.yaml", "--set", "train.epochs=!!python/object/apply:os.system [echo]"], "--set train.epochs"),
+        (["good.yaml", "--set", "=3"], "KEY=VALUE"),
+        (["good.yaml", "--set", "predictor.depth=2"], "swept"),
+        (["good.yaml", "--smoke", "--set", "data.subset=-2"], "data.subset"),
     ],
 )
 def test_cli__invalid_input_exits_2_with_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
     for case in ("bad_method", "unknown_param_key"):
         write(tmp_path, MALFORMED[case][0], f"{case}.yaml")
     write(tmp_path, BASE, "good.yaml")
+    (tmp_path / "folder.yaml").mkdir()
+    (tmp_path / "binary.yaml").write_bytes(b"name: \xff\xfe bad\n")
     proc = cli(*args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
