@@ -436,3 +436,41 @@ def test_closed_trial__only_a_finished_run_counts_as_done(tmp_path: Path) -> Non
     done = tracking.closed_trial(uri, exp, None, "abcde_00001")
     assert done == {"train_loss": 0.7, "probe_acc": 0.6, "epoch": 2.0}
     assert tracking.closed_trial(uri, exp, run.run_id, "other_00000") == done
+
+
+@pytest.mark.slow
+def test_killed_optuna_sweep_resumes_with_every_suggestion_on_every_seed(
+    tmp_path: Path, proc_env: dict[str, str]
+) -> None:
+    text = (
+        write_sweep(tmp_path, "kill_optuna", epochs=6)
+        .read_text()
+        .replace("method: grid", "method: optuna\nnum_samples: 3")
+        .replace("{values: [0.3, 0.5]}", "{distribution: uniform, min: 0.2, max: 0.6}")
+        .replace("seeds: [0]", "seeds: [0, 1]")
+    )
+    sweep = tmp_path / "kill_optuna.yaml"
+    sweep.write_text(text)
+    driver = Driver([str(sweep), "--smoke", "--no-report"], tmp_path, proc_env)
+    try:
+        # Kill once the first suggestion has finished on both seeds and the second is under way.
+        driver.wait_for("two finished trials", lambda: driver.text().count("finished: ") >= 2)
+        driver.wait_for("a trial in flight", lambda: len(driver.workers()) >= 1)
+        time.sleep(1.0)
+        os.killpg(driver.proc.pid, signal.SIGKILL)
+        driver.proc.wait(timeout=30)
+    finally:
+        driver.stop()
+    resumed = run_sweep(
+        [str(sweep), "--smoke", "--no-report", "--resume"], cwd=tmp_path, env=proc_env, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    store = Store(tmp_path / "mlflow.db", "kill_optuna")
+    trials = store.runs()
+    assert len(trials) == 6 and all(r.info.status == "FINISHED" for r in trials)
+    seeds_by_value: dict[str, list[str]] = {}
+    for run in trials:
+        seeds_by_value.setdefault(run.data.params["mask.ratio"], []).append(run.data.tags["jepa.seed"])
+        assert_clean_history(store, run, 6)
+    # Three suggestions, each trained once on each seed: the Repeater's grouping survived the restore.
+    assert sorted(sorted(s) for s in seeds_by_value.values()) == [["0", "1"]] * 3
