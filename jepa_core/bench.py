@@ -6,7 +6,7 @@ the matmul peak of the same device in the same run, so achieved/peak is a ratio 
 
     python -m jepa_core.bench --preset fmnist_cpu
     python -m jepa_core.bench --preset reference_112 --device cuda
-    python -m jepa_core.bench --suite                 # CPU: fast step vs the reference step (issue 7)
+    python -m jepa_core.bench --suite                 # CPU: fast step vs the reference step
     python -m jepa_core.bench --suite --device cuda   # GPU: ViT-S/16 MFU, img/s, fmnist_gpu time to 90%
 
 ``--suite`` on the CPU times the fast step (``train.train_step``) against the straightforward reference
@@ -60,7 +60,7 @@ EXTRA_FLOP_FORMULAS = {
     _ATEN._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward_flops,
 }
 
-# ViT-S/16 at 224 px (the issue's GPU MFU model): encoder 384/12/6, a predictor half as wide, bf16, compiled.
+# ViT-S/16 at 224 px (the GPU MFU model): encoder 384/12/6, a predictor half as wide, bf16, compiled.
 VITS16_224 = {
     "data.name": "imagefolder",
     "data.image_size": 224,
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         "--steps", type=int, help="timed steps or rounds, median reported (default 10; CPU suite 5)"
     )
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 3; CPU suite 0)")
-    parser.add_argument("--suite", action="store_true", help="the issue-7 suite: both paths (CPU) or MFU+TTA")
+    parser.add_argument("--suite", action="store_true", help="the benchmark suite: both step paths (CPU), or MFU and time to accuracy (CUDA)")
     parser.add_argument("--peak-size", type=int, help="matmul-peak side (default 2048 CPU, 8192 CUDA)")
     parser.add_argument("--tta-budget-s", type=float, default=150.0, help="suite on CUDA: training budget")
     args = parser.parse_args(argv)
