@@ -204,7 +204,7 @@ def open_night(suite: Suite, args: argparse.Namespace, log: _Clock) -> Night | i
         return 2
     except MlflowException as exc:
         where = tracking.redact_uri(uri)
-        print(f"error: MLflow at {where}: {measure.one_line(exc.message)}", file=sys.stderr)
+        print(f"error: MLflow at {where}: {tracking.one_line(exc.message)}", file=sys.stderr)
         return 2
     device, env = measure.device_kind(), store.environment_tags()
     now = datetime.now(timezone.utc).astimezone()

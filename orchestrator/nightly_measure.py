@@ -34,6 +34,7 @@ from orchestrator.nightly_suite import (
     Suite,
     TrainerSpec,
 )
+from orchestrator.tracking import one_line
 
 REPO = Path(__file__).resolve().parent.parent
 Log = Callable[[str], None]
@@ -51,11 +52,6 @@ class NightResult:
     notes: list[str] = field(default_factory=list)  # skipped sections, with the reason
     failures: dict[str, str] = field(default_factory=dict)  # section -> one-line error
     section_s: dict[str, float] = field(default_factory=dict)  # wall seconds per section
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    return (lines[0] if lines else "unknown error")[:limit]
 
 
 def device_kind() -> str:

@@ -71,10 +71,6 @@ def runs_to_frame(runs: Iterable[Any]) -> pd.DataFrame:
     return frame
 
 
-def _first_line(message: object) -> str:
-    return (str(message).strip().splitlines() or [""])[0]
-
-
 def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
     runs: list[Any] = []
     token = None
@@ -97,7 +93,7 @@ def fetch_runs(client: Any, experiment: str, parent_run_id: str | None) -> tuple
         try:
             parent = client.get_run(parent_run_id)
         except MlflowException as exc:
-            raise ReportInputError(f"no run {parent_run_id!r}: {_first_line(exc.message)}") from None
+            raise ReportInputError(f"no run {parent_run_id!r}: {tracking.one_line(exc.message)}") from None
         if parent.info.experiment_id != exp.experiment_id:
             raise ReportInputError(f"run {parent_run_id} belongs to another experiment than {experiment!r}")
     else:
@@ -521,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except MlflowException as exc:
         where = tracking.redact_uri(uri)
-        print(f"orchestrator.report: MLflow at {where}: {_first_line(exc.message)}", file=sys.stderr)
+        print(f"orchestrator.report: MLflow at {where}: {tracking.one_line(exc.message)}", file=sys.stderr)
         return 2
     print(path)
     return 0

@@ -278,10 +278,10 @@ def record_failed_trial(
     return run.info.run_id
 
 
-def one_line(text: str, limit: int = 500) -> str:
-    """First line of an error message, bounded: MLflow tags are short and UIs show one line."""
-    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
-    return first[:limit]
+def one_line(text: object, limit: int = 500) -> str:
+    """The first non-blank line of an error message, bounded: MLflow tags are short and UIs show one line."""
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return (lines[0] if lines else "unknown error")[:limit]
 
 
 def version_tags() -> dict[str, str]:
