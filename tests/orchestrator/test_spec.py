@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.estimate import sweep_estimate, trial_seconds
 from orchestrator.spec import SpecError, load_spec, plan_sweep
-from orchestrator.sweep import main, sweep_estimate, trial_seconds
+from orchestrator.sweep import main
 from orchestrator.tracking import redact_uri, resolve_tracking_uri
 
 REPO = Path(__file__).resolve().parents[2]
