@@ -413,7 +413,11 @@ def main(argv: list[str] | None = None) -> int:
         "--steps", type=int, help="timed steps or rounds, median reported (default 10; CPU suite 5)"
     )
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 3; CPU suite 0)")
-    parser.add_argument("--suite", action="store_true", help="the benchmark suite: both step paths (CPU), or MFU and time to accuracy (CUDA)")
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help="the benchmark suite: both step paths (CPU), or MFU and time to accuracy (CUDA)",
+    )
     parser.add_argument("--peak-size", type=int, help="matmul-peak side (default 2048 CPU, 8192 CUDA)")
     parser.add_argument("--tta-budget-s", type=float, default=150.0, help="suite on CUDA: training budget")
     args = parser.parse_args(argv)
