@@ -8,8 +8,10 @@ report can be rebuilt from MLflow alone:
   run and its trial runs;
 * ``history``: a long frame of metric histories with columns ``run_id``, ``key``, ``step``, ``value``.
 
-Intervals are 95% confidence intervals of the mean over seeds with the t distribution; comparisons of the best
-setting with the runner-up use Welch's t-test, which does not assume equal variances across settings.
+Intervals are 95% confidence intervals of the mean over seeds with the t distribution. The best setting is
+compared with the runner-up by a paired t-test over the seeds they share when each ran once per seed (a
+seed fixes the initial weights, data order and masks, so its effect cancels out of the differences), else by
+Welch's t-test, which does not assume equal variances across settings.
 """
 
 from __future__ import annotations
@@ -395,6 +397,25 @@ def metric_spec(key: str) -> MetricSpec:
     return next((s for s in METRIC_SPECS if s.key == key), MetricSpec(key, key, "", 1.0, 4))
 
 
+def _paired(
+    trials: pd.DataFrame, done: pd.Series, groups: pd.Series, best: str, second: str, metric: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two groups' values aligned by seed, when each ran exactly once on the same seeds (>= 2 of them)."""
+    if "seed" not in trials.columns:
+        return None
+    frames = []
+    for label in (best, second):
+        rows = trials.loc[done & (groups == label), ["seed", metric]]
+        if rows["seed"].isna().any() or rows["seed"].duplicated().any():
+            return None
+        frames.append(rows.set_index("seed")[metric])
+    a, b = frames
+    if len(a) < 2 or set(a.index) != set(b.index):
+        return None
+    order = sorted(a.index)
+    return a.loc[order].to_numpy(dtype=float), b.loc[order].to_numpy(dtype=float)
+
+
 def compare_best(
     trials: pd.DataFrame,
     by: pd.Series,
@@ -404,7 +425,8 @@ def compare_best(
     names: dict[str, str] | None = None,
     alpha: float = ALPHA,
 ) -> Comparison | None:
-    """Welch t-test of the best group of ``by`` against the runner-up on ``metric`` (finished trials).
+    """t-test of the best group of ``by`` against the runner-up on ``metric`` (finished trials): paired by
+    seed when both groups ran once on each of the same seeds, else Welch's.
 
     Args:
         trials: Tidy trials frame.
@@ -421,9 +443,10 @@ def compare_best(
     if metric not in trials.columns:
         return None
     done = (trials["status"] == "FINISHED") & np.isfinite(trials[metric])
+    groups = by.map(format_value)
     samples = {
         label: values.to_numpy(dtype=float)
-        for label, values in trials.loc[done, metric].groupby(by[done].map(format_value))
+        for label, values in trials.loc[done, metric].groupby(groups[done])
     }
     if len(samples) < 2:
         return None
@@ -438,19 +461,24 @@ def compare_best(
         f"vs runner-up {shown.get(second, second)} ({value_b}, n={len(b)})"
     )
     p: float | None = None
+    pairs = _paired(trials, done, groups, best, second, metric)
+    test = f"paired t-test over {len(pairs[0])} shared seeds" if pairs is not None else "Welch t-test"
     if len(a) < 2 or len(b) < 2:
         verdict = "not distinguishable (fewer than 2 seeds, no test possible)"
     else:
         with warnings.catch_warnings():  # identical seeds: scipy warns, then returns p = nan (or 0)
             warnings.simplefilter("ignore", RuntimeWarning)
-            p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+            if pairs is not None:
+                p = float(stats.ttest_rel(*pairs).pvalue)
+            else:
+                p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
         if not np.isfinite(p):
             p, verdict = None, "not distinguishable (no variance across seeds: the t-test is undefined)"
         elif p < alpha:
-            verdict = f"distinguishable (Welch t-test p = {p:.3g} < {alpha})"
+            verdict = f"distinguishable ({test}, p = {p:.3g} < {alpha})"
         else:
             verdict = (
-                f"not distinguishable (Welch t-test p = {p:.3g} ≥ {alpha}); "
+                f"not distinguishable ({test}, p = {p:.3g} ≥ {alpha}); "
                 "more seeds would be needed to tell them apart"
             )
     return Comparison(best, second, p, verdict.startswith("distinguishable"), f"{desc}: {verdict}.")

@@ -183,13 +183,34 @@ def test_compare_best__distinguishable_for_separated_seeds() -> None:
     verdict = _compare({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.82], 0.999: [0.5, 0.5, 0.51]})
     assert verdict is not None and verdict.distinguishable and verdict.p_value < 0.05
     assert (verdict.best, verdict.runner_up) == ("0.996", "0.99")
-    assert ": distinguishable (Welch t-test p = " in verdict.sentence
+    assert ": distinguishable (paired t-test over 3 shared seeds, p = " in verdict.sentence
 
 
 def test_compare_best__not_distinguishable_for_overlapping_seeds() -> None:
     verdict = _compare({0.99: [0.70, 0.80, 0.75], 0.996: [0.72, 0.81, 0.74]})
     assert verdict is not None and not verdict.distinguishable and verdict.p_value >= 0.05
-    assert "not distinguishable (Welch t-test p = " in verdict.sentence
+    assert "not distinguishable (paired t-test over 3 shared seeds, p = " in verdict.sentence
+
+
+def test_compare_best__pairing_by_seed_sees_a_consistent_gain_welch_misses() -> None:
+    """Seeds differ a lot from one another, and 0.996 beats 0.99 on every one of them by 1.5-3 points."""
+    a, b = [0.62, 0.715, 0.83], [0.60, 0.70, 0.80]
+    verdict = _compare({0.996: a, 0.99: b})
+    assert verdict is not None and verdict.best == "0.996" and verdict.distinguishable
+    assert verdict.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert stats.ttest_ind(a, b, equal_var=False).pvalue > 0.5  # unpaired, the same numbers say nothing
+
+
+def test_compare_best__falls_back_to_welch_when_seeds_differ() -> None:
+    trials_in = ema_trials({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.82]})
+    trials_in[0]["status"] = "FAILED"  # 0.99 lost seed 0
+    runs = make_runs(trials_in, ["ema.momentum_start"])
+    trials = rd.trials_frame(runs, rd.sweep_info(runs))
+    verdict = rd.compare_best(trials, trials["ema.momentum_start"], "probe_acc", "maximize", "`ema` =")
+    assert verdict is not None and "(Welch t-test, p = " in verdict.sentence
+    assert verdict.p_value == pytest.approx(
+        stats.ttest_ind([0.80, 0.81, 0.82], [0.71, 0.72], equal_var=False).pvalue
+    )
 
 
 def test_compare_best__one_seed_is_not_distinguishable() -> None:
@@ -372,8 +393,8 @@ def test_build_sweep_report__files_and_content(store: dict[str, Any], tmp_path: 
     assert {"ema_momentum_start_metrics.png", "ema_momentum_start_learning.png"} <= {
         p.name for p in out.iterdir()
     }
-    # 0.996 leads by 0.05 with seeds 0.002 apart: the Welch sentence must call it real.
-    assert "Best `ema.momentum_start` = 0.996" in md and ": distinguishable (Welch" in md
+    # 0.996 leads by 0.05 with seeds 0.002 apart; one 0.99 seed failed, so the seeds differ and Welch decides.
+    assert "Best `ema.momentum_start` = 0.996" in md and ": distinguishable (Welch t-test, p = " in md
     logged = {a.path for a in store["client"].list_artifacts(store["parent"], "report")}
     assert "report/report.html" in logged and "report/trials.csv" in logged
 
