@@ -213,8 +213,9 @@ def _finish_children(
         # A trial that started after the last sweep state Tune saved before its driver was killed ran again
         # under a new trial id; the killed attempt's run (seconds of work, never closed) would be a duplicate.
         orphans = [r for t, r in runs.items() if t not in seen and r.info.status == "RUNNING"]
+        mlflow = tracking.client(uri)
         for run in orphans:
-            tracking.client(uri).delete_run(run.info.run_id)
+            mlflow.delete_run(run.info.run_id)
         if orphans:
             print(
                 f"note: deleted {len(orphans)} unfinished trial run(s) of the killed driver whose trials "

@@ -153,31 +153,23 @@ def _trial_run(c: MlflowClient, experiment_id: str, trial_id: str) -> Any:
     return found[0] if found else None
 
 
-def closed_trial(uri: str, experiment_id: str, run_id: str | None, trial_id: str) -> dict[str, float] | None:
-    """The final metrics of a trial whose child run already ended FINISHED (it completed, or its scheduler
-    stopped it), with ``epoch`` set to its last logged epoch; None when it has no run or is unfinished."""
-    c = client(uri)
-    run = c.get_run(run_id) if run_id is not None else _trial_run(c, experiment_id, trial_id)
-    if run is None or run.info.status != "FINISHED":
-        return None
-    metrics = {k: float(v) for k, v in run.data.metrics.items() if not k.startswith("system/")}
-    history = c.get_metric_history(run.info.run_id, "train_loss")
-    metrics["epoch"] = float(max((int(m.step) for m in history), default=0))
-    return metrics
-
-
 @dataclass
 class TrialRun:
     """The child run of one trial, created or reopened by the trial itself.
 
     ``logged_epochs`` is the last epoch already in MLflow: a retried trial resumes from its last checkpoint,
     so it may replay an epoch it logged before the failure; those epochs are not logged twice.
+
+    ``final`` is set, and the run left closed, when the run had already ended FINISHED (it completed, or its
+    scheduler stopped it): Tune saves its sweep state only every ~10 s, so a driver killed just after a trial
+    ended restores that trial as unfinished. It holds the run's last metrics, ``epoch`` = its last epoch.
     """
 
     uri: str
     run_id: str
     logged_epochs: int
     reopened: bool
+    final: dict[str, float] | None = None
     _monitor: Any = None
 
     @classmethod
@@ -194,16 +186,20 @@ class TrialRun:
         config_yaml: str,
         system_metrics: bool = True,
     ) -> TrialRun:
-        """Reopens ``run_id`` (from the checkpoint) or the run tagged with this trial id, else creates one."""
+        """Reopens ``run_id`` (from the checkpoint) or the run tagged with this trial id, else creates one;
+        a run that already ended FINISHED is returned closed, with ``final`` set."""
         c = client(uri)
-        if run_id is None:  # a retry that failed before its first checkpoint
-            found = _trial_run(c, experiment_id, trial_id)
-            run_id = found.info.run_id if found else None
-        if run_id is not None:
+        # Without a run id (a retry that failed before its first checkpoint), the trial id tag finds the run.
+        found = c.get_run(run_id) if run_id is not None else _trial_run(c, experiment_id, trial_id)
+        if found is not None:
+            run_id = found.info.run_id
             history = c.get_metric_history(run_id, "train_loss")
             logged = max((int(m.step) for m in history), default=0)
+            if found.info.status == "FINISHED":
+                final = {k: float(v) for k, v in found.data.metrics.items() if not k.startswith("system/")}
+                return cls(uri, run_id, logged, True, final={**final, "epoch": float(logged)})
             c.update_run(run_id, status="RUNNING")
-            if FAILURE_REASON in c.get_run(run_id).data.tags:  # the previous attempt's; this one may succeed
+            if FAILURE_REASON in found.data.tags:  # the previous attempt's; this one may succeed
                 c.delete_tag(run_id, FAILURE_REASON)
             run = cls(uri, run_id, logged, True)
         else:

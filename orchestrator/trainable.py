@@ -169,14 +169,6 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     shutil.rmtree(work, ignore_errors=True)  # left behind by a worker that was killed
     resume_from, run_id, resumed_epoch = _restore(work)
 
-    done = tracking.closed_trial(ctx.tracking_uri, ctx.experiment_id, run_id, tune_ctx.get_trial_id())
-    if done is not None:
-        # The trial had ended before the driver died, but the sweep state Tune saved last (every ~10 s)
-        # still had it running: hand Tune its final result instead of training it again.
-        shutil.rmtree(work, ignore_errors=True)
-        tune.report(done)
-        return
-
     label = trial_label(params, seed)
     tags = {
         tracking.PARENT: ctx.parent_run_id,
@@ -203,6 +195,12 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         config_yaml=dump_yaml(cfg),
         system_metrics=ctx.system_metrics,
     )
+    if run.final is not None:
+        # It had ended before the driver died, but Tune's last saved state still had it running: hand Tune
+        # its final result instead of training it again.
+        shutil.rmtree(work, ignore_errors=True)
+        tune.report(run.final)
+        return
     if run.reopened:  # a retry or --resume: it may run on another node, from a checkpoint
         for key, value in (
             ("jepa.node_id", tags["jepa.node_id"]),
@@ -235,9 +233,10 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
 def release_memory() -> None:
     """Gives a finished trial's memory back before the reused worker starts the next trial: Python's
     reference cycles, and on a GPU the blocks PyTorch's caching allocator keeps (trials may share a GPU)."""
+    import torch
+
     gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
 
 

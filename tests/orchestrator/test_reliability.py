@@ -411,33 +411,39 @@ def test_eight_concurrent_trials_log_every_point_to_default_sqlite(
     record_figure("concurrent_trials_metric_points", points)
 
 
-def test_closed_trial__only_a_finished_run_counts_as_done(tmp_path: Path) -> None:
-    """What a restored trial checks before training: a stale Tune state must not rerun a finished trial."""
+def test_trial_run__only_a_finished_run_counts_as_done(tmp_path: Path) -> None:
+    """What a restored trial meets when it opens its run: stale Tune state must not rerun a finished trial."""
     from orchestrator import tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     exp = tracking.get_or_create_experiment(uri, "unit")
-    assert tracking.closed_trial(uri, exp, None, "fresh_00000") is None  # never started
-    run = tracking.TrialRun.open(
-        uri,
-        exp,
-        run_id=None,
-        trial_id="abcde_00001",
-        run_name="t",
-        tags={},
-        params={},
-        config_yaml="",
-        system_metrics=False,
-    )
+
+    def open_run(run_id: str | None, trial_id: str = "abcde_00001") -> tracking.TrialRun:
+        return tracking.TrialRun.open(
+            uri,
+            exp,
+            run_id=run_id,
+            trial_id=trial_id,
+            run_name="t",
+            tags={},
+            params={},
+            config_yaml="",
+            system_metrics=False,
+        )
+
+    run = open_run(None)
+    assert run.final is None and not run.reopened  # never started: a new run
     run.log_epoch(1, {"train_loss": 0.9})
     run.log_epoch(2, {"train_loss": 0.7, "probe_acc": 0.6})
-    assert tracking.closed_trial(uri, exp, run.run_id, "abcde_00001") is None  # still running
+    assert open_run(run.run_id).final is None  # still running
     tracking.set_run_status(uri, run.run_id, "KILLED")
-    assert tracking.closed_trial(uri, exp, None, "abcde_00001") is None  # interrupted: resume it
+    again = open_run(None)
+    assert again.final is None and again.reopened  # interrupted: resume it
     tracking.set_run_status(uri, run.run_id, "FINISHED")
-    done = tracking.closed_trial(uri, exp, None, "abcde_00001")
-    assert done == {"train_loss": 0.7, "probe_acc": 0.6, "epoch": 2.0}
-    assert tracking.closed_trial(uri, exp, run.run_id, "other_00000") == done
+    done = open_run(None)
+    assert done.final == {"train_loss": 0.7, "probe_acc": 0.6, "epoch": 2.0}
+    assert open_run(run.run_id, "other_00000").final == done.final
+    assert tracking.client(uri).get_run(run.run_id).info.status == "FINISHED"  # left closed
 
 
 @pytest.mark.slow
