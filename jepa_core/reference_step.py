@@ -21,6 +21,8 @@ Only the forwards' layout differs from the fast path, so the ratio of the two me
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import Block
@@ -198,34 +200,7 @@ def reference_loss(model: IJepa, images: torch.Tensor, masks: MaskBatch, kind: s
     return F.mse_loss(pred.float(), h.float())
 
 
-def reference_train_step(
-    model: IJepa,
-    optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    masks: MaskBatch,
-    *,
-    lr: float,
-    wd: float,
-    momentum: float,
-    loss_kind: str,
-    amp: torch.dtype | None,
-    grad_clip: float,
-) -> torch.Tensor:
-    """``jepa_core.train.train_step`` with :func:`reference_loss` in place of ``IJepa.loss``.
-
-    The optimiser update (learning rate and decay from the schedules, AdamW, optional clipping, EMA of the
-    target) is the same, so a timing difference between the two steps is the loss computation's alone.
-    """
-    return train_step(
-        model,
-        optimizer,
-        images,
-        masks,
-        lr=lr,
-        wd=wd,
-        momentum=momentum,
-        loss_kind=loss_kind,
-        amp=amp,
-        grad_clip=grad_clip,
-        loss_fn=reference_loss,
-    )
+# ``jepa_core.train.train_step`` with :func:`reference_loss` in place of ``IJepa.loss``. The optimiser update
+# (learning rate and decay from the schedules, AdamW, optional clipping, EMA of the target) is the same, so a
+# timing difference between the two steps is the loss computation's alone.
+reference_train_step = functools.partial(train_step, loss_fn=reference_loss)

@@ -25,7 +25,6 @@ Imports neither torch, MLflow nor Ray: a bad file must fail in a second.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 import math
@@ -36,6 +35,7 @@ from typing import Any
 
 from jepa_core.config import PRESETS, Config, ConfigError, build_config, flatten, read_yaml
 from orchestrator.nightly_verdict import DIRECTIONS, KINDS, Tolerance
+from orchestrator.spec import check_mapping, suggest
 
 TOP_KEYS = ("experiment", "description", "baseline", "trend_nights", "bench", "quality", "overhead")
 TOP_KEYS += ("tolerances", "smoke")
@@ -135,23 +135,9 @@ def _err(path: Path, key: str, problem: str) -> SuiteError:
     return SuiteError(f"{path}: key '{key}': {problem}")
 
 
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _mapping(path: Path, key: str, value: Any, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _err(path, key, f"expected a mapping, got {type(value).__name__}")
-    for sub in value:
-        where = f"{key}.{sub}" if key else str(sub)
-        if not isinstance(sub, str):
-            raise _err(path, where, "keys must be strings")
-        if allowed is not None and sub not in allowed:
-            raise _err(path, where, f"unknown key{_suggest(sub, allowed)}; allowed: {', '.join(allowed)}")
-    return value
+    """A missing section is empty; otherwise the sweep files' mapping check, raising SuiteError."""
+    return {} if value is None else check_mapping(path, key, value, allowed, SuiteError)
 
 
 def _int(path: Path, key: str, value: Any, minimum: int) -> int:
@@ -188,14 +174,14 @@ def _trainer(path: Path, key: str, body: dict[str, Any], extra: dict[str, Any] |
     """The section's preset and overrides, checked by building the trainer config they describe."""
     preset = body.get("preset")
     if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
-        raise _err(path, f"{key}.preset", f"unknown preset {preset!r}{_suggest(str(preset), PRESETS)}")
+        raise _err(path, f"{key}.preset", f"unknown preset {preset!r}{suggest(str(preset), PRESETS)}")
     try:
         overrides = flatten(_mapping(path, f"{key}.overrides", body.get("overrides")))
     except ConfigError as exc:
         raise _err(path, f"{key}.overrides", str(exc)) from None
     for k in overrides:
         if k not in _CONFIG_KEYS:
-            raise _err(path, f"{key}.overrides.{k}", f"unknown trainer config key{_suggest(k, _CONFIG_KEYS)}")
+            raise _err(path, f"{key}.overrides.{k}", f"unknown trainer config key{suggest(k, _CONFIG_KEYS)}")
     spec = TrainerSpec(preset, {**overrides, **(extra or {})})
     try:
         spec.config()
@@ -272,7 +258,7 @@ def _tolerances(path: Path, key: str, raw: Any) -> dict[str, Tolerance]:
     for metric, spec in _mapping(path, key, raw).items():
         where = f"{key}.{metric}"
         if metric not in KNOWN_METRICS:
-            raise _err(path, where, f"unknown metric{_suggest(metric, KNOWN_METRICS)}")
+            raise _err(path, where, f"unknown metric{suggest(metric, KNOWN_METRICS)}")
         body = _mapping(path, where, spec, (*KINDS, "direction"))
         kinds = [k for k in KINDS if k in body]
         if len(kinds) != 1:

@@ -131,8 +131,8 @@ def config_id(params: dict[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
-def _err(path: Path, key: str, problem: str) -> SpecError:
-    return SpecError(f"{path}: key '{key}': {problem}")
+def _err(path: Path, key: str, problem: str, error: type[ValueError] = SpecError) -> ValueError:
+    return error(f"{path}: key '{key}': {problem}")
 
 
 def _named_key(exc: ConfigError) -> str | None:
@@ -141,22 +141,32 @@ def _named_key(exc: ConfigError) -> str | None:
     return found.group(1) if found else None
 
 
-def _suggest(word: str, choices: Any) -> str:
+def suggest(word: str, choices: Any) -> str:
+    """`` (did you mean 'X'?)`` for the closest of ``choices``, or nothing."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _mapping(path: Path, key: str, value: Any, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """``value`` checked to be a mapping of string keys (among ``allowed``); ``key`` "" is the top level."""
+def check_mapping(
+    path: Path,
+    key: str,
+    value: Any,
+    allowed: tuple[str, ...] | None = None,
+    error: type[ValueError] = SpecError,
+) -> dict[str, Any]:
+    """``value`` checked to be a mapping of string keys (among ``allowed``); ``key`` "" is the top level.
+
+    Raises ``error`` (one line naming ``path`` and the key); the nightly suite file passes its own.
+    """
     if not isinstance(value, dict):
-        raise _err(path, key, f"expected a mapping, got {type(value).__name__}")
+        raise _err(path, key, f"expected a mapping, got {type(value).__name__}", error)
     for sub in value:
         where = f"{key}.{sub}" if key else str(sub)
         if not isinstance(sub, str):
-            raise _err(path, where, "keys must be strings")
+            raise _err(path, where, "keys must be strings", error)
         if allowed is not None and sub not in allowed:
-            hint = f"unknown key{_suggest(sub, allowed)}; allowed: {', '.join(allowed)}"
-            raise _err(path, where, hint)
+            hint = f"unknown key{suggest(sub, allowed)}; allowed: {', '.join(allowed)}"
+            raise _err(path, where, hint, error)
     return value
 
 
@@ -184,7 +194,7 @@ def _string(path: Path, key: str, value: Any, choices: tuple[str, ...] | None = 
     if not isinstance(value, str) or not value.strip():
         raise _err(path, key, f"expected a non-empty string, got {value!r}")
     if choices is not None and value not in choices:
-        raise _err(path, key, f"must be one of {', '.join(choices)}, got {value!r}{_suggest(value, choices)}")
+        raise _err(path, key, f"must be one of {', '.join(choices)}, got {value!r}{suggest(value, choices)}")
     return value
 
 
@@ -226,22 +236,22 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], str]:
 def _overrides(path: Path, key: str, value: Any) -> dict[str, Any]:
     """Trainer overrides (nested or dotted), flattened; each key must exist in the trainer config."""
     try:
-        flat = flatten(_mapping(path, key, value))
+        flat = flatten(check_mapping(path, key, value))
     except ConfigError as exc:
         raise _err(path, key, str(exc)) from None
     for k in flat:
         if k not in _CONFIG_KEYS:
-            raise _err(path, f"{key}.{k}", f"unknown trainer config key{_suggest(k, _CONFIG_KEYS)}")
+            raise _err(path, f"{key}.{k}", f"unknown trainer config key{suggest(k, _CONFIG_KEYS)}")
     return flat
 
 
 def _param(path: Path, key: str, raw: Any, method: str) -> ParamSpec:
     where = f"parameters.{key}"
     if key not in _CONFIG_KEYS:
-        raise _err(path, where, f"unknown trainer config key{_suggest(key, _CONFIG_KEYS)}")
+        raise _err(path, where, f"unknown trainer config key{suggest(key, _CONFIG_KEYS)}")
     if key == "train.seed":
         raise _err(path, where, "seeds are swept with the top-level 'seeds' list")
-    body = _mapping(path, where, raw, ("values", "distribution", "min", "max"))
+    body = check_mapping(path, where, raw, ("values", "distribution", "min", "max"))
     if "values" in body:
         if set(body) != {"values"}:
             raise _err(path, where, "give either 'values' or 'distribution' with 'min'/'max', not both")
@@ -275,7 +285,7 @@ def _param(path: Path, key: str, raw: Any, method: str) -> ParamSpec:
 
 
 def _resources(path: Path, key: str, raw: Any) -> Resources:
-    body = _mapping(path, key, raw, ("cpu", "gpu"))
+    body = check_mapping(path, key, raw, ("cpu", "gpu"))
     cpu = _number(path, f"{key}.cpu", body.get("cpu", 1), positive=True)
     gpu = _number(path, f"{key}.gpu", body.get("gpu", 0), minimum=0)
     if gpu > 1 and gpu != int(gpu):
@@ -286,7 +296,7 @@ def _resources(path: Path, key: str, raw: Any) -> Resources:
 def _scheduler(path: Path, raw: Any) -> Scheduler:
     if isinstance(raw, str):
         return Scheduler(_string(path, "scheduler", raw, SCHEDULERS))
-    body = _mapping(path, "scheduler", raw, ("type", "grace_period", "reduction_factor"))
+    body = check_mapping(path, "scheduler", raw, ("type", "grace_period", "reduction_factor"))
     kind = _string(path, "scheduler.type", body.get("type"), SCHEDULERS)
     grace = _number(path, "scheduler.grace_period", body.get("grace_period", 1), integer=True, positive=True)
     factor = _number(path, "scheduler.reduction_factor", body.get("reduction_factor", 3.0))
@@ -303,7 +313,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     """
     path = Path(path)
     data, text = _read_yaml(path)
-    _mapping(path, "", data, TOP_KEYS)
+    check_mapping(path, "", data, TOP_KEYS)
     for required in ("name", "method", "metric"):
         if required not in data:
             raise _err(path, required, "is required")
@@ -311,10 +321,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not all(c.isalnum() or c in "-_." for c in name):
         raise _err(path, "name", f"use letters, digits, '-', '_' or '.' (it names folders), got {name!r}")
     method = _string(path, "method", data["method"], METHODS)
-    metric = _mapping(path, "metric", data["metric"], ("name", "goal"))
+    metric = check_mapping(path, "metric", data["metric"], ("name", "goal"))
     metric_name = _string(path, "metric.name", metric.get("name"))
     if metric_name not in KNOWN_METRICS:
-        hint = _suggest(metric_name, KNOWN_METRICS)
+        hint = suggest(metric_name, KNOWN_METRICS)
         raise _err(
             path,
             "metric.name",
@@ -322,7 +332,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         )
     goal = _string(path, "metric.goal", metric.get("goal"), GOALS)
 
-    params_raw = _mapping(path, "parameters", data.get("parameters") or {})
+    params_raw = check_mapping(path, "parameters", data.get("parameters") or {})
     params = tuple(_param(path, k, v, method) for k, v in params_raw.items())
     if method != "grid" and not params:
         raise _err(path, "parameters", f"method {method} needs at least one parameter")
@@ -348,7 +358,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         num_samples = _number(path, "num_samples", data["num_samples"], integer=True, positive=True)
     sampler_seed = _number(path, "sampler_seed", data.get("sampler_seed", 0), integer=True, minimum=0)
 
-    trainer = _mapping(path, "trainer", data.get("trainer") or {}, ("preset", "overrides"))
+    trainer = check_mapping(path, "trainer", data.get("trainer") or {}, ("preset", "overrides"))
     preset = trainer.get("preset")
     if preset is not None:
         _string(path, "trainer.preset", preset, tuple(sorted(PRESETS)))
@@ -357,7 +367,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     smoke_overrides, smoke_res, smoke_conc, smoke_samples = None, Resources(1.0, 0.0), None, None
     if "smoke" in data:
         smoke_keys = ("overrides", "resources", "max_concurrent_trials", "num_samples")
-        smoke = _mapping(path, "smoke", data["smoke"] or {}, smoke_keys)
+        smoke = check_mapping(path, "smoke", data["smoke"] or {}, smoke_keys)
         smoke_overrides = _overrides(path, "smoke.overrides", smoke.get("overrides") or {})
         if "resources" in smoke:
             smoke_res = _resources(path, "smoke.resources", smoke["resources"])
@@ -480,7 +490,7 @@ def plan_sweep(spec: SweepSpec, *, smoke: bool = False, sets: dict[str, Any] | N
         raise _err(path, "smoke", "--smoke needs a 'smoke' section with trainer overrides in the sweep file")
     for k in sets:
         if k not in _CONFIG_KEYS:
-            raise SpecError(f"--set {k}: unknown trainer config key{_suggest(k, _CONFIG_KEYS)}")
+            raise SpecError(f"--set {k}: unknown trainer config key{suggest(k, _CONFIG_KEYS)}")
         if k in spec.swept_keys or k == "train.seed":
             raise SpecError(f"--set {k}: this key is swept by {path} ('parameters' or 'seeds')")
     if smoke and spec.smoke_num_samples is not None:

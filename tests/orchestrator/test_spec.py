@@ -14,6 +14,7 @@ from orchestrator.estimate import sweep_estimate, trial_seconds
 from orchestrator.spec import SpecError, load_spec, plan_sweep
 from orchestrator.sweep import main
 from orchestrator.tracking import redact_uri, resolve_tracking_uri
+from tests.orchestrator.conftest import run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = [
@@ -43,15 +44,7 @@ def write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.sweep", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_sweep(list(args), cwd, {**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
 
 
 # ---- good files -------------------------------------------------------------------------------------------
