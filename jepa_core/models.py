@@ -6,13 +6,15 @@ only sees the visible patches still knows where each one sits.
 
 The predictor gets the context tokens plus one learnable mask token per target patch (carrying that patch's
 positional embedding) and predicts the target encoder's embedding of every target patch. All target blocks are
-predicted in a single pass: each block's mask tokens attend to the context and their own block only, and
-context tokens attend to the context only. That is exactly the computation of running the predictor once per
-block on the same context (with context tokens blind to mask tokens), without repeating the context K times.
+predicted in a single pass: an attention mask lets each block's mask tokens see the context and their own
+block only, and lets context tokens see only the context. That is exactly the computation of running the
+predictor once per block on the same context (with context tokens blind to mask tokens), without repeating
+the context K times.
 
-Contexts differ in length from image to image, so a batch of them is right-padded. The token-wise layers
-(layer norms, the qkv/projection/MLP matmuls) run on the valid tokens only, packed into one ``(N, D)`` matrix;
-only attention sees the padded ``(B, L)`` layout, with padded keys masked out. See :func:`packed_block`.
+Contexts differ in length from image to image, so a batch of them is right-padded. In the context encoder the
+token-wise layers (layer norms, the qkv/projection/MLP matmuls) run on the valid tokens only, packed into one
+``(N, D)`` matrix; only attention sees the padded ``(B, L)`` layout, with padded keys masked out. See
+:func:`packed_block`.
 """
 
 from __future__ import annotations
@@ -99,74 +101,23 @@ def packable(blk: Block) -> bool:
     )
 
 
-def _heads(qkv: torch.Tensor, num_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(..., L, 3 * D)`` -> q, k, v of shape ``(..., H, L, D / H)``."""
-    *lead, length, width = qkv.shape
-    x = qkv.view(*lead, length, 3, num_heads, width // (3 * num_heads))
-    q, k, v = x.movedim(-3, 0).transpose(-3, -2).unbind(0)
-    return q, k, v
-
-
-def _merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """``(..., H, L, d)`` -> ``(..., L, H * d)``."""
-    x = x.transpose(-3, -2)
-    return x.reshape(*x.shape[:-2], -1)
-
-
-def _attend(
-    attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
-) -> torch.Tensor:
-    q, k = attn.q_norm(q), attn.k_norm(k)
-    p = attn.attn_drop.p if attn.training else 0.0
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-
-
-def _finish_block(blk: Block, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
-    """The rest of a pre-norm block after attention: projection, both residuals and the MLP."""
-    a = blk.attn
-    x = x + blk.drop_path1(blk.ls1(a.proj_drop(a.proj(a.norm(attended)))))
-    return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
-
-
 def packed_block(blk: Block, x: torch.Tensor, packing: Packing) -> torch.Tensor:
     """timm ``Block`` forward on packed tokens: ``(N, D)`` -> ``(N, D)``.
 
     Equals ``blk(padded, attn_mask=packing.key_ok)`` on the valid tokens. Only attention is computed on the
     padded layout (padded queries are computed, then dropped); everything else costs N tokens, not B * L.
     """
-    qkv = packing.unpack(blk.attn.qkv(blk.norm1(x)))  # (B, L, 3D)
-    q, k, v = _heads(qkv, blk.attn.num_heads)
-    attended = packing.pack(_merge_heads(_attend(blk.attn, q, k, v, packing.key_ok)))
-    return _finish_block(blk, x, attended)
-
-
-def predictor_block(
-    blk: Block, x: torch.Tensor, packing: Packing, num_blocks: int, block_len: int
-) -> torch.Tensor:
-    """One predictor block on ``[packed context (Nc); mask tokens (B*K*T)]`` rows: ``(Nc + B*K*T, D)``.
-
-    Context queries attend to the (valid) context; the mask tokens of target block ``k`` attend to the context
-    and to block ``k``. Two attention calls do exactly that, so no work goes to pairs that are masked out.
-    """
-    nc = packing.index.shape[0]
-    b, kk, t = packing.batch, num_blocks, block_len
-    qkv = blk.attn.qkv(blk.norm1(x))
-    h = blk.attn.num_heads
-    qc, kc, vc = _heads(packing.unpack(qkv[:nc]), h)  # (B, H, Lc, d)
-    qt, kt, vt = _heads(qkv[nc:].view(b, kk, t, -1), h)  # (B, K, H, T, d)
-    ctx = packing.pack(_merge_heads(_attend(blk.attn, qc, kc, vc, packing.key_ok)))  # (Nc, D)
-
-    def with_context(own: torch.Tensor, ctx_part: torch.Tensor) -> torch.Tensor:  # (B*K, H, Lc + T, d)
-        shared = ctx_part[:, None].expand(b, kk, *ctx_part.shape[1:])
-        return torch.cat([shared, own], dim=3).flatten(0, 1)
-
-    mask = None
-    if packing.key_ok is not None:
-        own_ok = packing.key_ok.new_ones(b, 1, 1, t)
-        mask = torch.cat([packing.key_ok, own_ok], dim=3).repeat_interleave(kk, dim=0)  # (B*K, 1, 1, Lc+T)
-    tgt = _attend(blk.attn, qt.flatten(0, 1), with_context(kt, kc), with_context(vt, vc), mask)
-    tgt = _merge_heads(tgt).reshape(b * kk * t, -1)  # from (B*K, H, T, d)
-    return _finish_block(blk, x, torch.cat([ctx, tgt]))
+    a = blk.attn
+    qkv = packing.unpack(a.qkv(blk.norm1(x)))  # (B, L, 3D)
+    q, k, v = qkv.view(packing.batch, packing.length, 3, a.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    q, k = a.q_norm(q), a.k_norm(k)
+    drop = a.attn_drop.p if a.training else 0.0
+    attended = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=packing.key_ok, dropout_p=drop
+    )  # (B, H, L, d)
+    attended = packing.pack(attended.transpose(1, 2).flatten(2))  # (N, D)
+    x = x + blk.drop_path1(blk.ls1(a.proj_drop(a.proj(a.norm(attended)))))
+    return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
 
 
 class JepaEncoder(nn.Module):
@@ -297,7 +248,6 @@ class JepaPredictor(nn.Module):
         context_idx: torch.Tensor,
         context_valid: torch.Tensor,
         target_idx: torch.Tensor,
-        packing: Packing | None = None,
     ) -> torch.Tensor:
         """Predicts every target block in one pass.
 
@@ -306,20 +256,36 @@ class JepaPredictor(nn.Module):
             context_idx: ``(B, Lc)`` their patch indices.
             context_valid: ``(B, Lc)`` bool, False on padding.
             target_idx: ``(B, K, T)`` patch indices of K target blocks of T patches.
-            packing: ``Packing.of(context_valid)`` if the caller has it already.
 
         Returns:
             ``(B, K, T, De)`` predicted target embeddings.
         """
         b, k, t = target_idx.shape
-        packing = packing or Packing.of(context_valid)
-        x = self.embed(packing.pack(context)) + self.pos_embed[packing.pack(context_idx)]  # (Nc, Dp)
+        lc = context.shape[1]
+        x = self.embed(context) + self.pos_embed[context_idx]  # (B, Lc, Dp)
         queries = self.mask_token + self.pos_embed[target_idx.reshape(b, k * t)]  # (B, K*T, Dp)
-        x = torch.cat([x, queries.reshape(b * k * t, -1)])
+        x = torch.cat([x, queries], dim=1)
+        attn_mask = predictor_attention_mask(context_valid, k, t)
         for blk in self.blocks:
-            x = predictor_block(blk, x, packing, k, t)
-        out = self.proj(self.norm(x[packing.index.shape[0] :]))
+            x = blk(x, attn_mask=attn_mask)
+        out = self.proj(self.norm(x[:, lc:]))
         return out.reshape(b, k, t, -1)
+
+
+def predictor_attention_mask(context_valid: torch.Tensor, num_blocks: int, block_len: int) -> torch.Tensor:
+    """Boolean ``(B, 1, L, L)`` mask (True = may attend) over ``[context; block_1; ...; block_K]``.
+
+    Context queries see valid context keys only; a block's mask tokens see valid context keys and their own
+    block, never another block's tokens, so each block's prediction is independent of the others.
+    """
+    b, lc = context_valid.shape
+    n_t = num_blocks * block_len
+    block_id = torch.arange(num_blocks, device=context_valid.device).repeat_interleave(block_len)
+    same_block = block_id[:, None] == block_id[None, :]  # (K*T, K*T)
+    mask = torch.zeros(b, lc + n_t, lc + n_t, dtype=torch.bool, device=context_valid.device)
+    mask[:, :, :lc] = context_valid[:, None, :]
+    mask[:, lc:, lc:] = same_block
+    return mask[:, None]
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -398,11 +364,11 @@ class IJepa(nn.Module):
             h = self.target(images)
             h = F.layer_norm(h, (h.shape[-1],))
             targets = _gather_tokens(h, target_idx.reshape(b, k * t)).reshape(b, k, t, -1)
-        # Computed once, outside the compiled networks: where the valid context tokens are, and whether any
-        # context is padded at all (without padding, attention runs unmasked, a faster kernel).
+        # Computed outside the compiled encoder: where the valid context tokens are, and whether any context
+        # is padded at all (without padding, attention runs unmasked, a faster kernel).
         packing = Packing.of(context_valid)
         z = self.encoder(images, context_idx, packing=packing)
-        pred = self.predictor(z, context_idx, context_valid, target_idx, packing=packing)
+        pred = self.predictor(z, context_idx, context_valid, target_idx)
         if kind == "smooth_l1":
             return F.smooth_l1_loss(pred.float(), targets.float())
         return F.mse_loss(pred.float(), targets.float())
