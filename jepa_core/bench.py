@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from jepa_core.config import Config, ConfigError, build_config, parse_set
@@ -252,6 +253,50 @@ def _machine(device: torch.device) -> dict[str, str | int]:
     return {"device": name, "threads": torch.get_num_threads()}
 
 
+MATMUL_OPS = frozenset({"mm", "addmm", "bmm", "baddbmm", "addbmm"})
+
+
+def _op_kind(name: str) -> str:
+    """``"matmul"``, ``"attention"`` or ``"other"`` for an aten operator (``aten::mm`` or ``aten.mm``)."""
+    op = name.removeprefix("aten::").removeprefix("aten.").split(".")[0]
+    if op in MATMUL_OPS:
+        return "matmul"
+    return "attention" if "attention" in op else "other"
+
+
+def kernel_breakdown(bench: StepBench, peak_gflops: float) -> dict[str, Any]:
+    """Where one CPU step's operator time goes, and how fast its matmul and attention kernels run.
+
+    One step runs under the FLOP counter (FLOPs by operator), then the same step again (same mask draw, hence
+    the same shapes) under ``torch.profiler`` (self time by operator). ``ceiling_fraction_of_peak`` is the
+    fraction of the matmul peak the step would reach if every operator other than the matmuls and the
+    attention kernels took no time: the most that removing overhead alone could give on this machine.
+    """
+    state = bench.generator.get_state()
+    with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
+        bench.step()
+    flops = {"matmul": 0, "attention": 0, "other": 0}
+    for op, n in counter.get_flop_counts().get("Global", {}).items():
+        flops[_op_kind(str(op))] += n
+    bench.generator.set_state(state)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        bench.step()
+    seconds = {"matmul": 0.0, "attention": 0.0, "other": 0.0}
+    for event in prof.key_averages():
+        if event.key.startswith("aten::"):
+            seconds[_op_kind(event.key)] += event.self_cpu_time_total / 1e6
+    total_s = sum(seconds.values())
+    kernel_s = seconds["matmul"] + seconds["attention"]
+    return {
+        "operator_s": total_s,
+        "time_shares": {k: v / total_s for k, v in seconds.items()},
+        "matmul_gflops": flops["matmul"] / 1e9 / max(seconds["matmul"], 1e-9),
+        "attention_gflops": flops["attention"] / 1e9 / max(seconds["attention"], 1e-9),
+        "attention_share_of_flops": flops["attention"] / max(sum(flops.values()), 1),
+        "ceiling_fraction_of_peak": sum(flops.values()) / 1e9 / max(kernel_s, 1e-9) / peak_gflops,
+    }
+
+
 def loss_agreement(fast: StepBench, reference: StepBench) -> dict[str, float]:
     """Both objectives on one batch and one set of weights: the baseline must compute the fast path's loss.
 
@@ -275,7 +320,9 @@ def run_cpu_suite(
     Each round times one step of each path (alternating which goes first) and one matmul-peak sample, so a
     change in machine load between rounds moves both paths and the peak together; every ratio is a median
     over rounds. ``flops_per_img`` is each path's own executed work (the baseline repeats the context once
-    per target block), so ``fraction_of_peak`` is how well each path uses the hardware.
+    per target block), so ``fraction_of_peak`` is how well each path uses the hardware. ``fast.kernels``:
+    where the fast step's time goes, and the ceiling its matmul and attention kernels set
+    (:func:`kernel_breakdown`).
     """
     benches = {"fast": StepBench(cfg, device), "reference": StepBench(cfg, device, reference_train_step)}
     agreement = loss_agreement(benches["fast"], benches["reference"])
@@ -307,6 +354,8 @@ def run_cpu_suite(
             ),
             "step_s": [t.wall_s for t in ts],
         }
+    peak = med(p.wall_s for p in peaks)
+    paths["fast"]["kernels"] = kernel_breakdown(benches["fast"], peak)
     pairs = list(zip(times["fast"], times["reference"], strict=True))
     stats = benches["fast"].mask_stats
     return {
@@ -326,7 +375,7 @@ def run_cpu_suite(
         "speedup": med(r.wall_s / f.wall_s for f, r in pairs),
         "speedup_of_medians": paths["fast"]["img_per_s"] / paths["reference"]["img_per_s"],
         "speedup_cpu_time": med(r.cpu_s / f.cpu_s for f, r in pairs),
-        "matmul_peak_gflops": med(p.wall_s for p in peaks),
+        "matmul_peak_gflops": peak,
         "matmul_peak_gflops_rounds": [p.wall_s for p in peaks],
         "matmul_peak_gflop_per_cpu_s": med(p.cpu_s for p in peaks),
         "peak_dtype": str(peak_dtype).removeprefix("torch."),

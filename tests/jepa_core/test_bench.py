@@ -8,7 +8,14 @@ from pathlib import Path
 
 import torch
 
-from jepa_core.bench import EXTRA_FLOP_FORMULAS, AccuracyClock, count_flops, main, time_to_accuracy
+from jepa_core.bench import (
+    EXTRA_FLOP_FORMULAS,
+    AccuracyClock,
+    _op_kind,
+    count_flops,
+    main,
+    time_to_accuracy,
+)
 from jepa_core.train import EpochReport
 
 from .conftest import TINY as TINY_TRAIN
@@ -80,6 +87,19 @@ def test_bench__suite_reports_both_paths_and_their_ratio(capsys):
         assert _positive(out[key]), key
     assert out["loss_rel_diff"] < 1e-5
     assert 0 < out["context_patches_mean"] <= out["num_patches"]
+    kernels = out["fast"]["kernels"]
+    assert math.isclose(sum(kernels["time_shares"].values()), 1.0)
+    assert all(0 < share < 1 for share in kernels["time_shares"].values())
+    for key in ("matmul_gflops", "attention_gflops", "attention_share_of_flops", "ceiling_fraction_of_peak"):
+        assert _positive(kernels[key]), key
+
+
+def test_op_kind__sorts_profiler_and_flop_counter_names():
+    assert [_op_kind(n) for n in ("aten::mm", "aten.addmm.default", "aten::bmm")] == ["matmul"] * 3
+    flash = "aten::_scaled_dot_product_flash_attention_for_cpu_backward"
+    assert [_op_kind(n) for n in (flash, "aten._efficient_attention_forward")] == ["attention"] * 2
+    others = ("aten::gelu", "aten::copy_", "aten::mmx", "aten.convolution")
+    assert [_op_kind(n) for n in others] == ["other"] * 4
 
 
 def test_count_flops__counts_cpu_flash_attention():
