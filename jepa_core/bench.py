@@ -354,10 +354,10 @@ def run_cpu_suite(
             ),
             "step_s": [t.wall_s for t in ts],
         }
+    pairs = list(zip(times["fast"], times["reference"], strict=True))
+    stats = list(benches["fast"].mask_stats)  # the timed steps' masks (the breakdown draws two more)
     peak = med(p.wall_s for p in peaks)
     paths["fast"]["kernels"] = kernel_breakdown(benches["fast"], peak)
-    pairs = list(zip(times["fast"], times["reference"], strict=True))
-    stats = benches["fast"].mask_stats
     return {
         "suite": "cpu",
         **_machine(device),
