@@ -496,7 +496,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = run_cpu_suite(cfg, device, steps, warmup, args.peak_size)
     print(json.dumps(result, indent=1))
+    if result.get("suite") == "cpu":
+        print(cpu_suite_summary(result), file=sys.stderr)
     return 1 if "error" in result.get("time_to_accuracy", {}) else 0
+
+
+def cpu_suite_summary(result: dict[str, Any]) -> str:
+    """The CPU suite's verdict in one line, each figure next to its goal."""
+    fast, ref, goals = result["fast"], result["reference"], result["goals"]
+    return (
+        f"fast {fast['img_per_s']:.1f} img/s, reference {ref['img_per_s']:.1f}: {result['speedup']:.2f}x "
+        f"(goal {goals['speedup']}x); fast at {fast['fraction_of_peak']:.0%} of the "
+        f"{result['matmul_peak_gflops']:.0f} GFLOP/s matmul peak (goal {goals['fast_fraction_of_peak']:.0%}; "
+        f"{fast['kernels']['ceiling_fraction_of_peak']:.0%} if only matmul and attention kernels took time)"
+    )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,10 @@ def test_bench__suite_reports_both_paths_and_their_ratio(capsys):
         assert main(_args("--suite", "--peak-size", "256")) == 0
     finally:
         torch.set_num_threads(threads)
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert out["suite"] == "cpu"
+    assert f"{out['speedup']:.2f}x (goal 1.5x)" in captured.err
     for path in ("fast", "reference"):
         for key in ("img_per_s", "flops_per_img", "achieved_gflops", "fraction_of_peak", "cpu_s_median"):
             assert _positive(out[path][key]), (path, key)
