@@ -125,11 +125,17 @@ def matmul_peak_gflops(
     return matmul_peak_rates(device, dtype, size, reps, tries).wall_s
 
 
-def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of everything ``fn`` runs (forward and backward), CPU flash attention included."""
+def flops_by_op(fn: Callable[[], Any]) -> dict[str, int]:
+    """FLOPs of everything ``fn`` runs (forward and backward), by aten operator (``"aten.mm"``, ...), CPU
+    flash attention included."""
     with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
         fn()
-    return counter.get_total_flops()
+    return {str(op): n for op, n in counter.get_flop_counts().get("Global", {}).items()}
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of everything ``fn`` runs (forward and backward), CPU flash attention included."""
+    return sum(flops_by_op(fn).values())
 
 
 class StepBench:
@@ -273,11 +279,9 @@ def kernel_breakdown(bench: StepBench, peak_gflops: float) -> dict[str, Any]:
     attention kernels took no time: the most that removing overhead alone could give on this machine.
     """
     state = bench.generator.get_state()
-    with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
-        bench.step()
     flops = {"matmul": 0, "attention": 0, "other": 0}
-    for op, n in counter.get_flop_counts().get("Global", {}).items():
-        flops[_op_kind(str(op))] += n
+    for op, n in flops_by_op(bench.step).items():
+        flops[_op_kind(op)] += n
     bench.generator.set_state(state)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         bench.step()

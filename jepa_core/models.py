@@ -193,8 +193,8 @@ class JepaEncoder(nn.Module):
         x = self.vit.patch_embed(images) + self.pos_embed  # (B, N, D)
         if keep_idx is not None:
             x = _gather_tokens(x, keep_idx)
-            if keep_valid is not None or packing is not None:
-                packing = packing or Packing.of(keep_valid)
+            if packing is None and keep_valid is not None:
+                packing = Packing.of(keep_valid)
         if packing is None or packing.key_ok is None:
             for blk in self.vit.blocks:
                 x = blk(x)
@@ -202,7 +202,7 @@ class JepaEncoder(nn.Module):
         if not all(packable(blk) for blk in self.vit.blocks):
             for blk in self.vit.blocks:
                 x = blk(x, attn_mask=packing.key_ok)
-            return packing.unpack(packing.pack(self.vit.norm(x)))
+            return self.vit.norm(x).masked_fill(~packing.key_ok[:, 0, 0, :, None], 0.0)
         x = packing.pack(x)
         for blk in self.vit.blocks:
             x = packed_block(blk, x, packing)
