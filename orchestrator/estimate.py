@@ -14,7 +14,6 @@ from jepa_core.config import Config
 from orchestrator.spec import SweepPlan
 
 # ---- cost estimate --------------------------------------------------------------------------------
-# Analytic FLOPs over an effective throughput measured on real runs; a rough guide, not a promise.
 CPU_GFLOPS_PER_THREAD = 18.0  # a smoke trial alone, 2-core Debian VM, torch 2.14 fp32, 1 thread
 GPU_TFLOPS = 20.0  # fmnist_gpu alone on one H100 (bf16, torch 2.11): 4.5 s per 60k-image epoch
 GPU_SHARING_GAIN = 0.375  # each extra trial sharing the GPU adds this much throughput (3 trials: 1.75x)
@@ -35,6 +34,12 @@ def _encoder_flops(tokens: float, dim: int, depth: int, mlp_ratio: float) -> flo
     return depth * 2 * (tokens * dim * dim * (4 + 2 * mlp_ratio) + 2 * tokens * tokens * dim)
 
 
+def _evaluations(cfg: Config) -> int:
+    """Evaluations in one trial: every ``eval.every`` epochs and after the last, or once at the end."""
+    every = cfg.eval.every
+    return 1 if every == 0 else math.ceil(cfg.train.epochs / every)
+
+
 def trial_flops(cfg: Config) -> tuple[float, float] | None:
     """(training FLOPs, evaluation FLOPs) of one trial, or None for a dataset of unknown size."""
     d, m, p, k = cfg.data, cfg.model, cfg.predictor, cfg.mask
@@ -52,10 +57,8 @@ def trial_flops(cfg: Config) -> tuple[float, float] | None:
     # The predictor sees the context and every target block in one masked pass (jepa_core.models).
     step_img += 3 * _encoder_flops(context + tokens * k.ratio, p.embed_dim, p.depth, 4.0)
     train_flops = cfg.train.epochs * steps * cfg.train.batch_size * step_img
-    every = cfg.eval.every
-    evals = 1 if every == 0 else cfg.train.epochs // every + (cfg.train.epochs % every != 0)
     eval_images = min(cfg.eval.train_subset, n_train) + (cfg.eval.test_subset or n_test)
-    return train_flops, max(1, evals) * eval_images * target_enc
+    return train_flops, max(1, _evaluations(cfg)) * eval_images * target_enc
 
 
 def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
@@ -64,9 +67,7 @@ def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
     if flops is None:
         return None
     rate = GPU_TFLOPS * 1e12 if device == "gpu" else CPU_GFLOPS_PER_THREAD * 1e9 * max(1, int(cpus))
-    every = cfg.eval.every
-    evals = 1 if every == 0 else math.ceil(cfg.train.epochs / every)
-    return TRIAL_SETUP_S[device] + sum(flops) / rate + evals * EVAL_FIXED_S[device]
+    return TRIAL_SETUP_S[device] + sum(flops) / rate + _evaluations(cfg) * EVAL_FIXED_S[device]
 
 
 def local_gpus() -> int:
