@@ -50,6 +50,10 @@ class PredictorConfig:
     depth: int = 4
     embed_dim: int = 96
     num_heads: int = 3
+    # False: the paper's predictor (each target block predicted by full attention over the context and that
+    # block's mask tokens). True: a faster variant, one pass over all blocks in which context tokens do not
+    # attend to mask tokens; a different model, not the paper's.
+    one_pass: bool = False
 
 
 @dataclass
@@ -103,8 +107,11 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     every: int = 1  # evaluate every N epochs (and always after the last); 0 only at the end
-    train_subset: int = 10000  # images of the train split used to fit the probe and kNN bank
-    test_subset: int = 0  # 0 = the whole held-out split
+    # Validation images carved from the training split (fixed, the same for every seed): probe_acc and
+    # knn_acc are scored on them. 0 = 10% of the training split, at least 500 images.
+    val_size: int = 0
+    train_subset: int = 10000  # images of the training split outside validation that fit the probe and kNN bank
+    test_subset: int = 0  # 0 = the whole test split (scored once, after the last epoch)
     knn_k: int = 20
     batch_size: int = 512
     # Warn when RankMe < threshold * embed_dim: a healthy but mean-dominated representation of these sizes
@@ -521,6 +528,7 @@ def validate(cfg: Config) -> None:
     _check(t.steps_per_epoch >= 0, "train.steps_per_epoch", "must be >= 0", t.steps_per_epoch)
     _check(t.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1", t.checkpoint_every)
     _check(ev.every >= 0, "eval.every", "must be >= 0", ev.every)
+    _check(ev.val_size >= 0, "eval.val_size", "must be >= 0", ev.val_size)
     _check(ev.train_subset > 0, "eval.train_subset", "must be a positive integer", ev.train_subset)
     _check(ev.test_subset >= 0, "eval.test_subset", "must be >= 0", ev.test_subset)
     _check(ev.knn_k > 0, "eval.knn_k", "must be a positive integer", ev.knn_k)
