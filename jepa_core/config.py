@@ -110,7 +110,7 @@ class EvalConfig:
     # Validation images carved from the training split (fixed, the same for every seed): probe_acc and
     # knn_acc are scored on them. 0 = 10% of the training split, at least 500 images.
     val_size: int = 0
-    train_subset: int = 10000  # images of the training split outside validation that fit the probe and kNN bank
+    train_subset: int = 10000  # training-split images outside validation that fit the probe and kNN bank
     test_subset: int = 0  # 0 = the whole test split (scored once, after the last epoch)
     knn_k: int = 20
     batch_size: int = 512
