@@ -35,6 +35,8 @@ KNOWN_METRICS = tuple(
     "probe_acc knn_acc rankme feature_std train_loss img_per_s epoch_time_s eval_time_s wall_time_s lr "
     "ema_momentum context_patches_mean target_block_patches_mean collapsed".split()
 )
+# Scored on the test split once, after the last epoch: shown beside the validation figures, never selected on.
+TEST_METRICS = ("test_probe_acc", "test_knn_acc")
 TOP_KEYS = tuple(
     "name description method metric parameters seeds num_samples sampler_seed scheduler resources "
     "max_concurrent_trials max_failures tracking_uri trainer smoke expected_runtime".split()
@@ -323,6 +325,13 @@ def load_spec(path: str | Path) -> SweepSpec:
     method = _string(path, "method", data["method"], METHODS)
     metric = check_mapping(path, "metric", data["metric"], ("name", "goal"))
     metric_name = _string(path, "metric.name", metric.get("name"))
+    if metric_name in TEST_METRICS:
+        raise _err(
+            path,
+            "metric.name",
+            f"{metric_name!r} is scored on the test split, which never selects a setting; use "
+            f"{metric_name.removeprefix('test_')!r} (the same score on the validation split)",
+        )
     if metric_name not in KNOWN_METRICS:
         hint = suggest(metric_name, KNOWN_METRICS)
         raise _err(

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 ROLE, SWEEP, SEED, TRIAL_ID = "jepa.role", "jepa.sweep", "jepa.seed", "jepa.trial_id"
 CONFIG_ID, FAILURE_REASON = "jepa.config_id", "jepa.failure_reason"
 PARENT = "mlflow.parentRunId"
+# What ``probe_acc`` / ``knn_acc`` mean in a run. "2": scored on a validation split carved from the training
+# split, with ``test_probe_acc`` / ``test_knn_acc`` on the test split at the last epoch. Runs without the tag
+# were logged before validation splits existed, when ``probe_acc`` was scored on the test split.
+METRICS_VERSION, CURRENT_METRICS_VERSION = "jepa.metrics_version", "2"
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -307,5 +311,6 @@ def sweep_tags(
         "jepa.metric_goal": goal,
         "jepa.device": device,
         "jepa.smoke": str(smoke).lower(),
+        METRICS_VERSION: CURRENT_METRICS_VERSION,
         **environment_tags(),
     }

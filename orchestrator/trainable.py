@@ -22,6 +22,7 @@ import ray
 from ray import tune
 
 from orchestrator import tracking
+from orchestrator.repeat import FAILED_KEY, SeedRepeater
 from orchestrator.spec import SweepPlan, config_id
 
 TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: which of the seeds this repeat is
@@ -182,6 +183,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         "jepa.host": socket.gethostname(),
         "jepa.node_id": ray.get_runtime_context().get_node_id(),
         "jepa.cpus": str(cpus),
+        tracking.METRICS_VERSION: tracking.CURRENT_METRICS_VERSION,
         **tracking.version_tags(),
     }
     run = tracking.TrialRun.open(
@@ -213,7 +215,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     except DivergenceError as exc:
         # Deterministic: a retry would diverge at the same step, so the trial ends here, marked failed.
         run.close("FAILED", f"DivergenceError: {exc}")
-        tune.report({"failed": 1.0, "diverged_epoch": float(exc.epoch), "diverged_step": float(exc.step)})
+        tune.report({FAILED_KEY: 1.0, "diverged_epoch": float(exc.epoch), "diverged_step": float(exc.step)})
         return
     except SystemExit:
         # Tune stopped the trial inside tune.report: an ASHA decision or a Ctrl-C. Only the driver knows
@@ -262,12 +264,12 @@ def build_tuner(
     search_alg = scheduler = None
     if spec.method == "optuna":
         import optuna
-        from ray.tune.search import Repeater
         from ray.tune.search.optuna import OptunaSearch
 
-        # Each suggestion runs once per seed; Optuna learns from the mean over seeds.
+        # Each suggestion runs once per seed; Optuna learns from the mean over seeds, or is told the
+        # suggestion failed if any seed failed (never the mean of the survivors).
         tpe = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed))
-        search_alg = Repeater(tpe, repeat=len(spec.seeds), set_index=True)
+        search_alg = SeedRepeater(tpe, repeat=len(spec.seeds), set_index=True)
     if spec.scheduler.kind == "asha":
         from ray.tune.schedulers import ASHAScheduler
 

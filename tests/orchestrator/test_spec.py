@@ -137,6 +137,10 @@ MALFORMED = {
     "bad_method": (BASE.replace("method: grid", "method: bayes"), "'method'"),
     "metric_typo": (BASE.replace("probe_acc", "prob_acc"), "did you mean 'probe_acc'"),
     "bad_goal": (BASE.replace("goal: maximize", "goal: max"), "'metric.goal'"),
+    "metric_on_test_split": (
+        BASE.replace("name: probe_acc", "name: test_probe_acc"),
+        "'metric.name': 'test_probe_acc' is scored on the test split",
+    ),
     "unknown_top_key": (BASE + "paramters: {}\n", "key 'paramters': unknown key (did you mean 'parameters'"),
     "unknown_param_key": (BASE.replace("mask.ratio:", "mask.ratoi:"), "'parameters.mask.ratoi'"),
     "grid_with_distribution": (
