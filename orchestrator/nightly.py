@@ -39,6 +39,7 @@ from orchestrator.nightly_verdict import (
     unit_of,
     write_baseline,
 )
+from orchestrator.tracking import CURRENT_METRICS_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SUITE = Path("sweeps") / "nightly.yaml"
@@ -138,7 +139,12 @@ class Night:
     @property
     def comparable(self) -> dict[str, Any]:
         """What an earlier night must share with tonight to be compared with it."""
-        return {"device": self.device, "smoke": self.suite.smoke, "suite": self.suite.fingerprint}
+        return {
+            "device": self.device,
+            "smoke": self.suite.smoke,
+            "suite": self.suite.fingerprint,
+            "metrics_version": CURRENT_METRICS_VERSION,
+        }
 
 
 def run_night(suite: Suite, args: argparse.Namespace, file_baseline: tuple[dict, dict] | None) -> int:
@@ -212,6 +218,7 @@ def open_night(suite: Suite, args: argparse.Namespace, log: _Clock) -> Night | i
         store.DEVICE: device,
         store.SMOKE: str(suite.smoke).lower(),
         store.SUITE: suite.fingerprint,
+        store.METRICS_VERSION: CURRENT_METRICS_VERSION,
         **env,
     }
     params = {"suite_file": str(suite.path), "window": suite.window, **_flat("", suite.settings)}
@@ -226,6 +233,13 @@ def open_night(suite: Suite, args: argparse.Namespace, log: _Clock) -> Night | i
     return Night(suite, uri, experiment_id, run_id, run_name, device, env, tags, now, out)
 
 
+_OLD_MEANING = (
+    "{what} scored quality.probe_acc and quality.knn_acc on the test split; they are now scored on a "
+    "validation split carved from the training split (the test figures are quality.test_probe_acc and "
+    "quality.test_knn_acc), so tonight starts a new baseline for them"
+)
+
+
 def choose_baseline(
     night: Night, args: argparse.Namespace, file_baseline: tuple[dict, dict] | None, notes: list[str]
 ) -> tuple[dict[str, float] | None, str]:
@@ -237,6 +251,8 @@ def choose_baseline(
         differs = [f"{k}={meta[k]!r}" for k, v in night.comparable.items() if k in meta and meta[k] != v]
         if differs:
             notes.append(f"the baseline file was written with {', '.join(differs)}, not tonight's")
+        if "metrics_version" not in meta:
+            notes.append(_OLD_MEANING.format(what="the baseline file"))
         return baseline, f"file {args.baseline}"
     if args.reset_baseline:
         store.set_tags(night.uri, night.run_id, {store.RESET: "true"})
@@ -247,6 +263,13 @@ def choose_baseline(
     )
     nights = store.since_reset(nights)
     if not nights:
+        older = {**night.comparable, "metrics_version": None}
+        earlier = store.past_nights(
+            night.uri, night.experiment_id, limit=1, ok_only=True, exclude=night.run_id, **older
+        )
+        if earlier:  # comparable in all but what the quality metrics mean
+            notes.append(_OLD_MEANING.format(what="earlier nights"))
+            return None, "new baseline: earlier nights scored quality.probe_acc and knn_acc on the test split"
         return None, "none yet: no earlier successful night on this device kind, smoke flag and suite"
     return (
         rolling_median([n.metrics for n in nights], window),

@@ -26,6 +26,9 @@ DEVICE, SMOKE, SUITE = "jepa.nightly.device", "jepa.nightly.smoke", "jepa.nightl
 STATUS, FAILURES = "jepa.nightly.status", "jepa.nightly.failures"
 REGRESSED, BASELINE = "jepa.nightly.regressions", "jepa.nightly.baseline"
 RESET = "jepa.nightly.reset"  # "true": this night started a new baseline (--reset-baseline)
+# What quality.probe_acc / knn_acc mean (orchestrator.tracking.METRICS_VERSION): nights compare only within
+# one version; nights without the tag scored them on the test split.
+METRICS_VERSION = tracking.METRICS_VERSION
 STATUS_OK, STATUS_REGRESSION = "ok", "regression"
 
 
@@ -110,13 +113,15 @@ def finish_night(
     client.set_terminated(run_id, status=run_status)
 
 
-def _filter(device: str, smoke: bool, suite: str, ok_only: bool) -> str:
+def _filter(device: str, smoke: bool, suite: str, ok_only: bool, metrics_version: str | None) -> str:
     parts = [
         f"tags.`{ROLE}` = 'nightly'",
         f"tags.`{DEVICE}` = '{device}'",
         f"tags.`{SMOKE}` = '{str(smoke).lower()}'",
         f"tags.`{SUITE}` = '{suite}'",
     ]
+    if metrics_version is not None:
+        parts.append(f"tags.`{METRICS_VERSION}` = '{metrics_version}'")
     if ok_only:
         parts += [f"tags.`{STATUS}` = '{STATUS_OK}'", "attributes.status = 'FINISHED'"]
     return " and ".join(parts)
@@ -132,17 +137,19 @@ def past_nights(
     limit: int,
     ok_only: bool,
     exclude: str | None = None,
+    metrics_version: str | None = None,
 ) -> list[Night]:
     """Earlier comparable nights (same device kind, smoke flag and suite), newest first.
 
     Args:
+        metrics_version: Only nights whose metrics have this meaning (None: any, tagged or not).
         ok_only: Only successful nights (verdict ok, run FINISHED): the baseline. A regression night never
             becomes part of the baseline, or a slow drift would quietly lower the bar night after night.
         exclude: A run id to leave out (tonight's own run).
     """
     runs = tracking.client(uri).search_runs(
         [experiment_id],
-        filter_string=_filter(device, smoke, suite, ok_only),
+        filter_string=_filter(device, smoke, suite, ok_only, metrics_version),
         order_by=["attributes.start_time DESC"],
         max_results=limit + 1,
     )

@@ -58,7 +58,10 @@ BENCH_METRICS = (
     "context_patches_mean",
     "target_patches_mean",
 )
-QUALITY_METRICS = ("probe_acc", "knn_acc", "rankme", "feature_std", "train_loss", "wall_time_s", "img_per_s")
+QUALITY_METRICS = (
+    *("probe_acc", "knn_acc", "test_probe_acc", "test_knn_acc"),
+    *("rankme", "feature_std", "train_loss", "wall_time_s", "img_per_s"),
+)
 OVERHEAD_METRICS = ("wall_ratio", "sweep_wall_s", "direct_wall_s", "extra_s")
 KNOWN_METRICS = (
     *(f"bench_{d}.{m}" for d in DEVICES for m in BENCH_METRICS),

@@ -486,3 +486,9 @@ def test_past_nights__only_comparable_successful_nights_newest_first(tmp_path: P
     assert rolling_median([n.metrics for n in ok], 7) == {"bench_cpu.img_per_s": 2.5}
     trend = store.past_nights(uri, exp, limit=7, ok_only=False, exclude=made[5], **kw)
     assert [n.run_id for n in trend] == [made[4], made[0]]
+    # Nights logged before validation splits (no metrics-version tag) are not comparable with tonight's.
+    assert store.past_nights(uri, exp, limit=7, ok_only=True, metrics_version="2", **kw) == []
+    tagged = store.start_night(uri, exp, "n6", {**base, store.METRICS_VERSION: "2"}, {})
+    store.finish_night(uri, tagged, "FINISHED", {store.STATUS: "ok"}, None)
+    versioned = store.past_nights(uri, exp, limit=7, ok_only=True, metrics_version="2", **kw)
+    assert [n.run_id for n in versioned] == [tagged]
