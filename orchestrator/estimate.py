@@ -54,11 +54,18 @@ def trial_flops(cfg: Config) -> tuple[float, float] | None:
     context = max(k.min_context, tokens * (1 - k.ratio) * (k.context_scale_min + k.context_scale_max) / 2)
     target_enc = _encoder_flops(tokens, m.embed_dim, m.depth, m.mlp_ratio)
     step_img = 3 * _encoder_flops(context, m.embed_dim, m.depth, m.mlp_ratio) + target_enc
-    # The predictor sees the context and every target block in one masked pass (jepa_core.models).
-    step_img += 3 * _encoder_flops(context + tokens * k.ratio, p.embed_dim, p.depth, 4.0)
+    targets = tokens * k.ratio  # patches of all target blocks together
+    if p.one_pass:  # the variant: the context and every target block in one masked pass
+        step_img += 3 * _encoder_flops(context + targets, p.embed_dim, p.depth, 4.0)
+    else:  # the paper's predictor: one pass per block over the context and that block's mask tokens
+        blocks = k.num_targets
+        step_img += 3 * blocks * _encoder_flops(context + targets / blocks, p.embed_dim, p.depth, 4.0)
     train_flops = cfg.train.epochs * steps * cfg.train.batch_size * step_img
-    eval_images = min(cfg.eval.train_subset, n_train) + (cfg.eval.test_subset or n_test)
-    return train_flops, max(1, _evaluations(cfg)) * eval_images * target_enc
+    # Each evaluation encodes the probe's training images and the validation split; the test split once.
+    validation = cfg.eval.val_size or max(500, n_train // 10)
+    per_eval = min(cfg.eval.train_subset, n_train) + validation
+    eval_images = max(1, _evaluations(cfg)) * per_eval + (cfg.eval.test_subset or n_test)
+    return train_flops, eval_images * target_enc
 
 
 def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
