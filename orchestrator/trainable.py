@@ -351,6 +351,9 @@ class ProgressPrinter(tune.Callback):
         r = trial.last_result or {}
         metric = self.plan.spec.metric
         value = f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), (int, float)) else "no metric"
+        test = r.get(f"test_{metric}")
+        if isinstance(test, (int, float)):  # scored once, at the last epoch; shown, never used to choose
+            value += f" (validation; test {test:.4f})"
         epochs = r.get("epoch", 0)
         state = "finished"
         if r.get("failed"):
