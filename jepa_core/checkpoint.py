@@ -1,9 +1,10 @@
 """Atomic, safely loadable training checkpoints.
 
-A checkpoint holds the context encoder, predictor, target encoder, optimizer, global step, every RNG state and
-the resolved config, so a resumed run continues exactly. It is written to a temporary file in the same folder
-and renamed into place, so a crash mid-write never leaves a torn file. It is read with
-``torch.load(..., weights_only=True)``: only tensors and plain containers, never arbitrary pickled objects.
+A checkpoint holds the context encoder, predictor, target encoder, optimizer, global step, every RNG state,
+the resolved config and the device type it ran on, so a resumed run continues exactly. It is written to a
+temporary file in the same folder and renamed into place, so a crash mid-write never leaves a torn file. It is
+read with ``torch.load(..., weights_only=True)``: only tensors and plain containers, never arbitrary pickled
+objects.
 """
 
 from __future__ import annotations
@@ -15,11 +16,28 @@ from typing import Any
 
 import torch
 
+from jepa_core.config import Config, ConfigError, build_config, flatten
+
 FORMAT_VERSION = 1
+
+# Config keys added after checkpoints already existed, with the value a checkpoint written without them was
+# trained with (not the key's new default): reading an old checkpoint must never switch its model.
+LEGACY_DEFAULTS: dict[str, Any] = {
+    # Before the paper's predictor became the default, the only predictor was the one-pass variant.
+    "predictor.one_pass": True,
+}
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or does not match; never silently ignored."""
+    """A checkpoint that cannot be read or does not fit the model; never silently ignored."""
+
+
+class ResumeMismatchError(ConfigError):
+    """Resuming would change the run's math (a different schedule, model, precision, ...).
+
+    Bad input rather than a broken checkpoint: the message is one line naming the dotted key, the
+    checkpoint's value and the config's, and the ``--set`` that continues the run.
+    """
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
@@ -56,6 +74,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} is not a jepa_core checkpoint (format {FORMAT_VERSION})")
     return state
+
+
+def legacy_keys(state: dict[str, Any]) -> list[str]:
+    """The :data:`LEGACY_DEFAULTS` keys that a loaded checkpoint's saved config lacks."""
+    saved = flatten(dict(state.get("config") or {}))
+    return [key for key in LEGACY_DEFAULTS if key not in saved]
+
+
+def checkpoint_config(state: dict[str, Any], path: str | Path = "checkpoint") -> Config:
+    """The config a loaded checkpoint was trained with; keys it predates read as :data:`LEGACY_DEFAULTS`.
+
+    Args:
+        state: What :func:`load_checkpoint` returned.
+        path: The checkpoint's path, for the error message.
+
+    Raises:
+        CheckpointError: The saved config is missing or no longer valid.
+    """
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint {path} holds no config")
+    flat = flatten(saved)
+    for key in legacy_keys(state):
+        flat[key] = LEGACY_DEFAULTS[key]
+    try:
+        return build_config(overrides=[flat])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {path} has a config this version cannot read: {exc}") from None
 
 
 def read_extra_state(path: str | Path) -> dict[str, str]:

@@ -4,6 +4,10 @@ Small datasets (Fashion-MNIST, sklearn digits, CIFAR-10/100) are held whole as u
 move them onto the training device once and augment batches there, without a DataLoader. ImageNet-style
 folders are too large for that and stream from disk through torchvision instead.
 
+Evaluation uses three splits (:func:`eval_splits`): a fixed *validation* split carved from the official
+training split, the *probe-train* images (the rest of the training split, or a subset) that fit the probe
+and the kNN bank, and the official *test* split. Pretraining uses no labels and sees the whole training split.
+
 Nothing here unpickles: IDX and CIFAR *binary* files are parsed with numpy, and the python-pickle CIFAR
 release is refused on purpose because a pickle from an untrusted download can run arbitrary code.
 """
@@ -30,13 +34,22 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from jepa_core.config import ConfigError, default_val_size
+
 __all__ = [
     "DATASET_NAMES",
+    "EVAL_SPLITS",
+    "OFFICIAL_SPLITS",
     "DataError",
+    "EvalSplits",
     "ImageFolderData",
     "RandomResizedCropAug",
     "TensorDataset",
+    "carve_eval_splits",
+    "default_val_size",
     "eval_dataset",
+    "eval_split_dataset",
+    "eval_splits",
     "load_tensor_dataset",
     "preprocess",
 ]
@@ -147,19 +160,7 @@ def load_tensor_dataset(
         ValueError: Unknown name/split or a non-positive subset.
     """
     name = _canonical_name(name)
-    split = _canonical_split(split)
-    if name == "fashion_mnist":
-        images, labels = _load_fashion_mnist(split, root)
-        num_classes = 10
-    elif name == "digits":
-        images, labels = _load_digits(split)
-        num_classes = 10
-    elif name in ("cifar10", "cifar100"):
-        images, labels = _load_cifar(name, split, root)
-        num_classes = _CIFAR_LAYOUT[name].num_classes
-    else:  # pragma: no cover - _canonical_name already rejected it
-        raise ValueError(name)
-
+    images, labels, num_classes = _load_arrays(name, _canonical_split(split), root)
     if subset is not None:
         index = _balanced_subset(labels, subset, seed)
         images, labels = images[index], labels[index]
@@ -176,6 +177,17 @@ def load_tensor_dataset(
     )
 
 
+def _load_arrays(name: str, split: str, root: str | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The cached, read-only ``(images, labels, num_classes)`` of a canonical dataset name and split."""
+    if name == "fashion_mnist":
+        return (*_load_fashion_mnist(split, root), 10)
+    if name == "digits":
+        return (*_load_digits(split), 10)
+    if name in ("cifar10", "cifar100"):
+        return (*_load_cifar(name, split, root), _CIFAR_LAYOUT[name].num_classes)
+    raise ValueError(name)  # pragma: no cover - _canonical_name already rejected it
+
+
 def _canonical_name(name: str) -> str:
     canonical = name.strip().lower().replace("-", "_")
     if canonical not in DATASET_NAMES:
@@ -184,7 +196,9 @@ def _canonical_name(name: str) -> str:
 
 
 def _canonical_split(split: str) -> str:
-    # "val" is accepted as a synonym because ImageNet-style configs say val where these datasets say test.
+    """One of the dataset's own two splits, ``"train"`` or ``"test"`` (see :data:`OFFICIAL_SPLITS`)."""
+    # "val" is accepted as a synonym because ImageNet-style folders say val where these datasets say test.
+    # It names the official held-out split, never the validation split carved by eval_splits.
     canonical = {"train": "train", "test": "test", "val": "test"}.get(split.strip().lower())
     if canonical is None:
         raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
@@ -787,6 +801,141 @@ class ImageFolderData:
 
 
 # --------------------------------------------------------------------------------------------------
+# Evaluation splits: validation, probe-train and test
+# --------------------------------------------------------------------------------------------------
+
+OFFICIAL_SPLITS: tuple[str, ...] = ("train", "test")
+"""A dataset's own splits, as its files name them (``"val"``, ImageNet's folder, is read as ``"test"``)."""
+
+EVAL_SPLITS: tuple[str, ...] = ("validation", "probe_train", "test")
+"""The evaluation splits of :func:`eval_splits`: validation and probe-train are carved from the official
+training split, test is the official test split."""
+
+# Fixed, never a trial's train.seed: every trial of a sweep must be scored on the same validation images.
+_EVAL_SPLIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class EvalSplits:
+    """Index sets of the three evaluation splits, each sorted ascending.
+
+    ``validation`` and ``probe_train`` index the dataset's official training split and never share an index;
+    ``test`` indexes its official test split. :meth:`source` says which.
+
+    Attributes:
+        validation: Fixed, class-balanced validation images (``probe_acc`` and ``knn_acc`` are scored here).
+        probe_train: Training images outside validation that fit the probe and fill the kNN bank.
+        test: Official test images, scored once at the end of a run.
+    """
+
+    validation: np.ndarray
+    probe_train: np.ndarray
+    test: np.ndarray
+
+    def indices(self, split: str) -> np.ndarray:
+        """The index set of ``split`` (one of :data:`EVAL_SPLITS`)."""
+        if split not in EVAL_SPLITS:
+            raise ValueError(f"unknown evaluation split {split!r}; expected one of {', '.join(EVAL_SPLITS)}")
+        return getattr(self, split)
+
+    @staticmethod
+    def source(split: str) -> str:
+        """The official split (``"train"`` or ``"test"``) that ``split``'s indices refer to."""
+        if split not in EVAL_SPLITS:
+            raise ValueError(f"unknown evaluation split {split!r}; expected one of {', '.join(EVAL_SPLITS)}")
+        return "test" if split == "test" else "train"
+
+
+def carve_eval_splits(
+    train_labels: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    val_size: int = 0,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+) -> EvalSplits:
+    """The three evaluation index sets, from the labels of a dataset's official splits.
+
+    Validation is a class-balanced subset of the training split drawn with a fixed seed, so it depends only
+    on the labels and ``val_size`` (never on a trial's seed, ``train_subset`` or ``test_subset``). The
+    probe-train set is a class-balanced subset of the remaining training images; the test set one of the
+    test split.
+
+    Args:
+        train_labels: Labels ``[N]`` of the official training split.
+        test_labels: Labels ``[M]`` of the official test split.
+        val_size: Validation images; 0 means :func:`default_val_size`.
+        train_subset: Probe-train images (all training images outside validation if None or larger).
+        test_subset: Test images (the whole test split if None or larger).
+
+    Raises:
+        jepa_core.config.ConfigError: ``val_size`` leaves no training image for the probe.
+        DataError: The training or test split is empty.
+    """
+    num_train = int(train_labels.shape[0])
+    if num_train < 2 or test_labels.shape[0] == 0:
+        raise DataError(
+            f"evaluation needs at least 2 training and 1 test image, got {num_train} and "
+            f"{test_labels.shape[0]}"
+        )
+    size = val_size or default_val_size(num_train)
+    if size >= num_train:
+        raise ConfigError(
+            f"config key 'eval.val_size' must leave training images for the probe: the training split has "
+            f"{num_train}, got {val_size!r}"
+        )
+    validation = _balanced_subset(train_labels, size, _EVAL_SPLIT_SEED)
+    rest = np.setdiff1d(np.arange(num_train), validation, assume_unique=True)
+    probe_train = rest[_balanced_subset(train_labels[rest], train_subset or len(rest), _EVAL_SPLIT_SEED)]
+    test = _balanced_subset(test_labels, test_subset or len(test_labels), _EVAL_SPLIT_SEED)
+    return EvalSplits(validation=validation, probe_train=probe_train, test=test)
+
+
+def _split_labels(name: str, split: str, root: str | None) -> np.ndarray:
+    """The labels of one official split, without preprocessing any image."""
+    if _is_image_folder(name):
+        # A throwaway ImageFolderData: listing the files is the cost, the image size is irrelevant.
+        dataset = ImageFolderData(root, 32).dataset(split, train=False)
+        return np.asarray(dataset.targets, dtype=np.int64)  # type: ignore[attr-defined]
+    return _load_arrays(_canonical_name(name), _canonical_split(split), root)[1]
+
+
+def eval_splits(
+    name: str,
+    root: str | None,
+    *,
+    val_size: int = 0,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+) -> EvalSplits:
+    """The validation, probe-train and test index sets of a dataset (see :func:`carve_eval_splits`).
+
+    For tensor datasets the indices refer to :func:`load_tensor_dataset`'s ``"train"`` and ``"test"`` splits;
+    for image folders to the files of ``root/train`` and ``root/val`` (or ``root/test``) in torchvision's
+    ``ImageFolder`` order, so ImageNet's own ``val`` folder is the test split here and the validation split is
+    carved from ``root/train``.
+
+    Args:
+        name: A tensor dataset name (see :data:`DATASET_NAMES`) or ``"imagefolder"`` (alias ``"imagenet"``).
+        root: Dataset root.
+        val_size: ``eval.val_size`` (0: :func:`default_val_size`).
+        train_subset: ``eval.train_subset``.
+        test_subset: ``eval.test_subset`` (None: the whole test split).
+
+    Raises:
+        DataError: The dataset cannot be found or a split is empty.
+        jepa_core.config.ConfigError: ``val_size`` is too large for the training split.
+    """
+    return carve_eval_splits(
+        _split_labels(name, "train", root),
+        _split_labels(name, "test", root),
+        val_size=val_size,
+        train_subset=train_subset,
+        test_subset=test_subset,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # Evaluation datasets
 # --------------------------------------------------------------------------------------------------
 
@@ -825,7 +974,8 @@ def eval_dataset(
 
     Args:
         name: A tensor dataset name (see :data:`DATASET_NAMES`) or ``"imagefolder"`` (alias ``"imagenet"``).
-        split: ``"train"`` or ``"test"`` (``"val"`` accepted).
+        split: An official split, ``"train"`` or ``"test"`` (``"val"``, ImageNet's folder name, is read as
+            ``"test"``); for the carved validation split see :func:`eval_split_dataset`.
         root: Dataset root, as for :func:`load_tensor_dataset` / :class:`ImageFolderData`.
         image_size: Output side length.
         subset: If given, a seeded class-balanced subset of this many samples.
@@ -834,15 +984,57 @@ def eval_dataset(
     Returns:
         A map-style dataset; it also has a ``num_classes`` attribute.
     """
-    # "imagenet" is accepted too: it is just the best-known dataset laid out as image folders.
-    if name.strip().lower() in ("imagefolder", "image_folder", "imagenet"):
+    if _is_image_folder(name):
         folder = ImageFolderData(root, image_size)
         dataset = folder.dataset(split, train=False)
         if subset is None:
             return dataset
         targets = np.asarray(dataset.targets, dtype=np.int64)  # type: ignore[attr-defined]
-        view = Subset(dataset, _balanced_subset(targets, subset, seed).tolist())
-        view.num_classes = folder.num_classes  # type: ignore[attr-defined]
-        return view
+        return _indexed_view(dataset, _balanced_subset(targets, subset, seed), folder.num_classes)
     data = load_tensor_dataset(name, split, root, subset=subset, seed=seed)
     return _PreprocessedTensorDataset(data, image_size)
+
+
+def eval_split_dataset(
+    name: str, split: str, root: str | None, image_size: int, splits: EvalSplits
+) -> Dataset:
+    """The preprocessed ``(float image [C,S,S], int label)`` pairs of one evaluation split.
+
+    Args:
+        name: As for :func:`eval_dataset`.
+        split: ``"validation"``, ``"probe_train"`` or ``"test"`` (see :data:`EVAL_SPLITS`).
+        root: Dataset root.
+        image_size: Output side length.
+        splits: The index sets, from :func:`eval_splits` on the same dataset.
+
+    Returns:
+        A map-style dataset with a ``num_classes`` attribute; item ``i`` is image ``splits.indices(split)[i]``
+        of the official split ``EvalSplits.source(split)``.
+    """
+    index = splits.indices(split)
+    source = EvalSplits.source(split)
+    if _is_image_folder(name):
+        folder = ImageFolderData(root, image_size)
+        return _indexed_view(folder.dataset(source, train=False), index, folder.num_classes)
+    canonical = _canonical_name(name)
+    images, labels, num_classes = _load_arrays(canonical, source, root)
+    mean, std = _NORM[canonical]
+    data = TensorDataset(
+        images=torch.from_numpy(np.ascontiguousarray(images[index])),
+        labels=torch.from_numpy(labels[index].astype(np.int64)),
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
+    )
+    return _PreprocessedTensorDataset(data, image_size)
+
+
+def _is_image_folder(name: str) -> bool:
+    # "imagenet" is accepted too: it is just the best-known dataset laid out as image folders.
+    return name.strip().lower() in ("imagefolder", "image_folder", "imagenet")
+
+
+def _indexed_view(dataset: Dataset, index: np.ndarray, num_classes: int) -> Subset:
+    view = Subset(dataset, index.tolist())
+    view.num_classes = num_classes  # type: ignore[attr-defined]  # eval code reads this
+    return view

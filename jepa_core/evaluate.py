@@ -30,6 +30,7 @@ from torch import nn
 
 __all__ = [
     "EvalResult",
+    "LinearProbe",
     "collapse_warning",
     "evaluate_features",
     "extract_features",
@@ -192,6 +193,77 @@ def _infer_num_classes(num_classes: int | None, *labels: torch.Tensor) -> int:
     return num_classes
 
 
+@dataclass(frozen=True)
+class LinearProbe:
+    """A fitted multinomial logistic-regression probe on frozen features (see :func:`linear_probe`).
+
+    Fitting once and scoring several sets (validation, then test) gives each the very same probe.
+
+    Attributes:
+        mean: Train-feature mean ``[1, D]`` used to standardize.
+        std: Train-feature std ``[1, D]`` (constant dimensions set to 1).
+        weight: ``[D, C]``.
+        bias: ``[C]``.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def fit(
+        cls,
+        train_x: torch.Tensor,
+        train_y: torch.Tensor,
+        *,
+        num_classes: int,
+        weight_decay: float = 1e-4,
+        max_iter: int = 1000,
+    ) -> LinearProbe:
+        """Fit the probe full-batch with L-BFGS (arguments as for :func:`linear_probe`)."""
+        _check_split(train_x, train_y, "train")
+        device = train_x.device
+        # Leave inference mode (and no_grad) so the probe's own parameters get gradients; the standardized
+        # copies made below are ordinary tensors even if the inputs were created under inference_mode.
+        with torch.inference_mode(False), torch.enable_grad():
+            xtr = train_x.detach().to(device, torch.float32)
+            ytr = train_y.detach().to(device, torch.long).clone()
+            # Standardization makes one weight decay / iteration budget behave the same across encoders whose
+            # feature scales differ by orders of magnitude; it also conditions L-BFGS well.
+            mean = xtr.mean(dim=0, keepdim=True)
+            std = xtr.std(dim=0, correction=0, keepdim=True)
+            std = torch.where(std < _MIN_STD, torch.ones_like(std), std)
+            xtr = (xtr - mean) / std
+
+            weight = torch.zeros(xtr.shape[1], num_classes, device=device, requires_grad=True)
+            bias = torch.zeros(num_classes, device=device, requires_grad=True)
+            opt = torch.optim.LBFGS(
+                [weight, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
+            )
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad(set_to_none=False)
+                loss = F.cross_entropy(torch.addmm(bias, xtr, weight), ytr)
+                loss = loss + 0.5 * weight_decay * weight.pow(2).sum()
+                loss.backward()
+                return loss
+
+            # One step() runs up to max_iter L-BFGS iterations (full batch), stopping early on convergence.
+            opt.step(closure)
+        return cls(mean=mean, std=std, weight=weight.detach(), bias=bias.detach())
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Accuracy in ``[0, 1]`` of the probe on features ``x [M, D]`` with labels ``y [M]``."""
+        _check_split(x, y, "scored")
+        if x.shape[1] != self.weight.shape[0]:
+            raise ValueError(f"feature dims differ: train {self.weight.shape[0]} vs scored {x.shape[1]}")
+        z = (x.detach().to(self.weight.device, torch.float32) - self.mean) / self.std
+        pred = torch.addmm(self.bias, z, self.weight).argmax(dim=1)
+        return (pred == y.to(pred.device, torch.long)).float().mean().item()
+
+
 def linear_probe(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -228,43 +300,8 @@ def linear_probe(
     if train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"feature dims differ: train {train_x.shape[1]} vs test {test_x.shape[1]}")
     n_cls = _infer_num_classes(num_classes, train_y, test_y)
-    device = train_x.device
-
-    # Leave inference mode (and no_grad) so the probe's own parameters get gradients; the standardized
-    # copies made below are ordinary tensors even if the inputs were created under inference_mode.
-    with torch.inference_mode(False), torch.enable_grad():
-        xtr = train_x.detach().to(device, torch.float32)
-        xte = test_x.detach().to(device, torch.float32)
-        ytr = train_y.detach().to(device, torch.long).clone()
-        yte = test_y.detach().to(device, torch.long).clone()
-
-        # Standardization makes one weight decay / iteration budget behave the same across encoders whose
-        # feature scales differ by orders of magnitude; it also conditions L-BFGS well.
-        mean = xtr.mean(dim=0, keepdim=True)
-        std = xtr.std(dim=0, correction=0, keepdim=True)
-        std = torch.where(std < _MIN_STD, torch.ones_like(std), std)
-        xtr = (xtr - mean) / std
-        xte = (xte - mean) / std
-
-        weight = torch.zeros(xtr.shape[1], n_cls, device=device, requires_grad=True)
-        bias = torch.zeros(n_cls, device=device, requires_grad=True)
-        opt = torch.optim.LBFGS(
-            [weight, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
-        )
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad(set_to_none=False)
-            loss = F.cross_entropy(torch.addmm(bias, xtr, weight), ytr)
-            loss = loss + 0.5 * weight_decay * weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        # One step() runs up to max_iter L-BFGS iterations (full batch), stopping early on convergence.
-        opt.step(closure)
-
-        with torch.no_grad():
-            pred = torch.addmm(bias, xte, weight).argmax(dim=1)
-            return (pred == yte).float().mean().item()
+    probe = LinearProbe.fit(train_x, train_y, num_classes=n_cls, weight_decay=weight_decay, max_iter=max_iter)
+    return probe.accuracy(test_x, test_y)
 
 
 def knn_accuracy(
@@ -452,11 +489,13 @@ class EvalResult:
     """Frozen-feature evaluation of one checkpoint.
 
     Attributes:
-        probe_acc: Linear-probe test accuracy in ``[0, 1]``.
-        knn_acc: Weighted kNN test accuracy in ``[0, 1]``.
-        rankme: RankMe effective rank of the train features.
-        feature_std: Mean per-dimension std of the L2-normalized train features.
+        probe_acc: Linear-probe accuracy on the scored set (the validation split, in training).
+        knn_acc: Weighted kNN accuracy on the scored set.
+        rankme: RankMe effective rank of the probe's training features.
+        feature_std: Mean per-dimension std of the L2-normalized probe training features.
         eval_time_s: Wall time of the whole evaluation in seconds.
+        test_probe_acc: The same probe's accuracy on the test set, if one was given.
+        test_knn_acc: The same kNN bank's accuracy on the test set, if one was given.
     """
 
     probe_acc: float
@@ -464,42 +503,60 @@ class EvalResult:
     rankme: float
     feature_std: float
     eval_time_s: float
+    test_probe_acc: float | None = None
+    test_knn_acc: float | None = None
 
     def as_metrics(self) -> dict[str, float]:
-        """Flat ``{name: value}`` dict for metric loggers (keys are exactly the field names)."""
-        return {key: float(value) for key, value in asdict(self).items()}
+        """Flat ``{name: value}`` dict for metric loggers: the field names, test ones only when set."""
+        return {key: float(value) for key, value in asdict(self).items() if value is not None}
 
 
 def evaluate_features(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
-    test_x: torch.Tensor,
-    test_y: torch.Tensor,
+    eval_x: torch.Tensor,
+    eval_y: torch.Tensor,
     *,
     num_classes: int | None,
     k: int = 20,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> EvalResult:
     """Run the linear probe, the kNN classifier and the label-free diagnostics, and time them.
 
-    The label-free metrics (RankMe, Garrido et al. 2023; feature std) are computed on the train features,
-    the larger split and the one the probe is fitted on.
+    The probe is fitted and the kNN bank filled on the train features, then both score the eval set (in
+    training, the validation split) and, if given, the test set: the very same probe and bank for both. The
+    label-free metrics (RankMe, Garrido et al. 2023; feature std) are computed on the train features, the
+    larger set and the one the probe is fitted on.
 
     Args:
         train_x: Train features ``[N, D]``.
         train_y: Train labels ``[N]``.
-        test_x: Test features ``[M, D]``.
-        test_y: Test labels ``[M]``.
+        eval_x: Features ``[M, D]`` scored as ``probe_acc`` / ``knn_acc``.
+        eval_y: Their labels ``[M]``.
         num_classes: Number of classes (None infers it from the labels).
         k: Neighbours for :func:`knn_accuracy`.
+        test: Optional ``(features [T, D], labels [T])`` scored as ``test_probe_acc`` / ``test_knn_acc``.
 
     Returns:
-        An :class:`EvalResult`; ``eval_time_s`` covers all four measurements.
+        An :class:`EvalResult`; ``eval_time_s`` covers every measurement.
     """
     start = time.perf_counter()
-    probe = linear_probe(train_x, train_y, test_x, test_y, num_classes=num_classes)
-    knn = knn_accuracy(train_x, train_y, test_x, test_y, k=k, num_classes=num_classes)
+    _check_split(eval_x, eval_y, "eval")
+    scored = [(eval_x, eval_y)] + ([test] if test is not None else [])
+    n_cls = _infer_num_classes(num_classes, train_y, *(y for _, y in scored))
+    probe = LinearProbe.fit(train_x, train_y, num_classes=n_cls)
+    probe_accs = [probe.accuracy(x, y) for x, y in scored]
+    knn_accs = [knn_accuracy(train_x, train_y, x, y, k=k, num_classes=n_cls) for x, y in scored]
     rank = rankme(train_x)
     std = feature_std(train_x)
     # Every metric above ends in .item(), which synchronizes the device, so the wall time is honest on GPU.
     elapsed = time.perf_counter() - start
-    return EvalResult(probe_acc=probe, knn_acc=knn, rankme=rank, feature_std=std, eval_time_s=elapsed)
+    return EvalResult(
+        probe_acc=probe_accs[0],
+        knn_acc=knn_accs[0],
+        rankme=rank,
+        feature_std=std,
+        eval_time_s=elapsed,
+        test_probe_acc=probe_accs[1] if test is not None else None,
+        test_knn_acc=knn_accs[1] if test is not None else None,
+    )

@@ -4,6 +4,11 @@
 ``out_dir/{config.yaml, metrics.jsonl, checkpoint.pt}`` and hands each epoch's metrics and checkpoint path to
 ``on_epoch``. It knows nothing of Ray or MLflow: the orchestrator wraps it.
 
+Each evaluation fits a linear probe and a kNN bank on training images outside the validation split and
+scores the validation split (``probe_acc``, ``knn_acc``); the last scheduled epoch also scores the official
+test split with the same probe and bank (``test_probe_acc``, ``test_knn_acc``). See
+:func:`jepa_core.data.eval_splits`.
+
     python -m jepa_core.train --preset fmnist_cpu --out runs/fmnist
 """
 
@@ -26,6 +31,9 @@ from jepa_core import data as jdata
 from jepa_core import schedules
 from jepa_core.checkpoint import (
     CheckpointError,
+    ResumeMismatchError,
+    checkpoint_config,
+    legacy_keys,
     load_checkpoint,
     restore_rng_state,
     rng_state,
@@ -36,11 +44,11 @@ from jepa_core.evaluate import collapse_warning, evaluate_features, extract_feat
 from jepa_core.masks import BlockMaskSampler, MaskBatch
 from jepa_core.models import IJepa
 
-# Keys that may differ between a checkpoint and the config resuming it (they do not change the run's math).
+# Keys that may differ between a checkpoint and the config resuming it: they never touch the run's math.
+# Every other key must match (train.epochs, for one, moves the LR, WD and EMA schedules), except train.device,
+# whose device type, hence precision, must match (bf16 autocast on CUDA, fp32 on CPU), and train.num_threads
+# off the CPU (on the CPU a thread count changes how reductions split, and exact continuation is promised).
 RESUMABLE_CHANGES = (
-    "train.epochs",
-    "train.device",
-    "train.num_threads",
     "train.progress",
     "data.root",
     "data.workers",
@@ -71,6 +79,79 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"config key 'train.device' asks for {name} but no CUDA device is available")
     return torch.device(name)
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The training step's autocast dtype on ``device``: bf16 on CUDA, none (fp32) elsewhere."""
+    return torch.bfloat16 if torch.device(device).type == "cuda" else None
+
+
+def _precision(device_type: str) -> str:
+    return "bf16 autocast" if autocast_dtype(device_type) is not None else "fp32"
+
+
+def _set_value(value: Any) -> str:
+    """``value`` as ``--set KEY=VALUE`` spells it (a YAML scalar)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _saved_device_type(state: dict[str, Any], saved: Config) -> str:
+    """The device type a checkpoint was trained on (recorded since resume checks it; else from its config)."""
+    recorded = state.get("device_type")
+    if isinstance(recorded, str):
+        return recorded
+    # Older checkpoints: an explicit device says it; "auto" is taken to have resolved as it does here.
+    name = saved.train.device
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name).type
+
+
+def check_resumable(state: dict[str, Any], config: Config, path: str | Path) -> None:
+    """Refuses to resume a checkpoint with a config that would change the run's math.
+
+    Allowed to differ: :data:`RESUMABLE_CHANGES`, ``train.device`` when it resolves to the same device type
+    (``auto`` vs ``cuda``, ``cuda`` vs ``cuda:0``), and ``train.num_threads`` on CUDA. A checkpoint written
+    before a key existed is read with that key's :data:`jepa_core.checkpoint.LEGACY_DEFAULTS` value.
+
+    Args:
+        state: A loaded checkpoint.
+        config: The config that would resume it.
+        path: The checkpoint's path, for the message.
+
+    Raises:
+        ResumeMismatchError: One line naming the first offending key, both values and the ``--set`` to use.
+        CheckpointError: The checkpoint's config cannot be read.
+        ConfigError: ``train.device`` names a device this machine lacks.
+    """
+    saved = checkpoint_config(state, path)
+    saved_type = _saved_device_type(state, saved)
+    device_type = resolve_device(config.train.device).type
+    if saved_type != device_type:
+        old = f"{saved.train.device} ({saved_type}, {_precision(saved_type)})"
+        new = f"{config.train.device} ({device_type}, {_precision(device_type)})"
+        raise ResumeMismatchError(
+            f"checkpoint {path} was trained with train.device={old}, this config has train.device={new}: "
+            f"resuming would change the run's math (pass --set train.device={saved_type} to continue it)"
+        )
+    legacy = legacy_keys(state)
+    saved_flat = saved.to_flat()
+    for key, value in config.to_flat().items():
+        old = saved_flat.get(key)
+        if old == value or key in RESUMABLE_CHANGES or key == "train.device":
+            continue
+        if key == "train.num_threads" and device_type != "cpu":
+            continue
+        if key in legacy:
+            raise ResumeMismatchError(
+                f"checkpoint {path} predates {key} and was trained with {key}={_set_value(old)}, this config "
+                f"has {key}={_set_value(value)}: pass --set {key}={_set_value(old)} to continue it"
+            )
+        raise ResumeMismatchError(
+            f"checkpoint {path} was trained with {key}={_set_value(old)}, this config has "
+            f"{key}={_set_value(value)}: resuming would change the run's math "
+            f"(pass --set {key}={_set_value(old)} to continue it)"
+        )
 
 
 class TrainData:
@@ -134,32 +215,54 @@ class TrainData:
 
 
 class EvalData:
-    """Deterministically preprocessed images of the held-out evaluation splits, prepared once per run."""
+    """Deterministically preprocessed images of the three evaluation splits, prepared once per run.
+
+    Attributes:
+        splits: The index sets (:func:`jepa_core.data.eval_splits`): fixed for a dataset and ``eval.*``
+            config, whatever ``train.seed``.
+        sets: ``(images, labels)`` on the device for each of ``"validation"``, ``"probe_train"``, ``"test"``.
+        num_classes: Classes of the dataset (None if it does not say).
+    """
 
     def __init__(self, cfg: Config, device: torch.device) -> None:
         d, ev = cfg.data, cfg.eval
-        splits = {"train": ev.train_subset, "test": ev.test_subset or None}
+        self.splits = jdata.eval_splits(
+            d.name,
+            d.root,
+            val_size=ev.val_size,
+            train_subset=ev.train_subset,
+            test_subset=ev.test_subset or None,
+        )
         self.sets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for split, subset in splits.items():
-            ds = jdata.eval_dataset(d.name, split, d.root, d.image_size, subset=subset, seed=0)
+        for split in jdata.EVAL_SPLITS:
+            ds = jdata.eval_split_dataset(d.name, split, d.root, d.image_size, self.splits)
             self.num_classes = int(getattr(ds, "num_classes", 0)) or None
             loader = torch.utils.data.DataLoader(ds, batch_size=ev.batch_size, shuffle=False)
             xs, ys = zip(*loader, strict=True)
             self.sets[split] = (torch.cat(xs).to(device), torch.cat(ys).to(device))
 
     @torch.no_grad()
-    def evaluate(self, model: IJepa, cfg: Config, amp: torch.dtype | None) -> dict[str, float]:
+    def evaluate(self, model: IJepa, cfg: Config, amp: torch.dtype | None, *, test: bool) -> dict[str, float]:
+        """Probe and kNN on validation (and on test if ``test``), fit on the probe-train images.
+
+        ``rankme`` and ``feature_std`` are label-free and computed on the probe-train features.
+        """
         model.target.eval()
         start = time.perf_counter()
         feats = {}
-        for split, (x, y) in self.sets.items():
+        for split in ("probe_train", "validation", "test") if test else ("probe_train", "validation"):
+            x, y = self.sets[split]
             with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
                 feats[split] = (
                     extract_features(model.target.pooled, x, batch_size=cfg.eval.batch_size).float(),
                     y,
                 )
         result = evaluate_features(
-            *feats["train"], *feats["test"], num_classes=self.num_classes, k=cfg.eval.knn_k
+            *feats["probe_train"],
+            *feats["validation"],
+            num_classes=self.num_classes,
+            k=cfg.eval.knn_k,
+            test=feats.get("test"),
         ).as_metrics()
         result["eval_time_s"] = time.perf_counter() - start
         return result
@@ -227,7 +330,7 @@ class Trainer:
         if cfg.train.num_threads > 0:
             torch.set_num_threads(cfg.train.num_threads)
         self.device = resolve_device(cfg.train.device)
-        self.amp = torch.bfloat16 if self.device.type == "cuda" else None
+        self.amp = autocast_dtype(self.device)
         torch.manual_seed(cfg.train.seed)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.data = TrainData(cfg, self.device)
@@ -273,6 +376,7 @@ class Trainer:
                 "step": self.step,
                 "elapsed_s": self.elapsed,
                 "in_chans": self.data.in_chans,
+                "device_type": self.device.type,  # resume refuses another type: it changes the precision
                 "rng": rng_state(self.generator),
                 "config": self.cfg.to_dict(),
                 "history": self.history,
@@ -281,13 +385,13 @@ class Trainer:
         )
 
     def restore(self, path: str | Path) -> None:
+        """Continue from the checkpoint at ``path`` (see :func:`check_resumable` for what may differ)."""
         state = load_checkpoint(path)
-        saved = build_config(overrides=[state["config"]]).to_flat()
-        for key, value in self.cfg.to_flat().items():
-            if key not in RESUMABLE_CHANGES and saved.get(key) != value:
-                raise CheckpointError(
-                    f"checkpoint {path} was trained with {key}={saved.get(key)!r}, not {value!r}"
-                )
+        check_resumable(state, self.cfg, path)
+        self.load_state(state, path)
+
+    def load_state(self, state: dict[str, Any], path: str | Path) -> None:
+        """Load a checkpoint already accepted by :func:`check_resumable` (``path`` names it in errors)."""
         try:
             self.model.encoder.load_state_dict(state["encoder"])
             self.model.predictor.load_state_dict(state["predictor"])
@@ -374,7 +478,9 @@ class Trainer:
         }
 
     def evaluate(self) -> dict[str, float]:
-        metrics = self.eval_data.evaluate(self.model, self.cfg, self.amp)
+        # The test split is scored once, at the last scheduled epoch (epoch 0 of a train.epochs=0 run).
+        final = self.epoch >= self.cfg.train.epochs
+        metrics = self.eval_data.evaluate(self.model, self.cfg, self.amp, test=final)
         warning = collapse_warning(
             metrics["rankme"], self.cfg.model.embed_dim, self.cfg.eval.collapse_threshold
         )
@@ -446,7 +552,13 @@ def _summary(m: dict[str, float], epochs: int) -> str:
         f"{m['epoch_time_s']:.1f} s",
     ]
     if "probe_acc" in m:
-        parts += [f"probe {m['probe_acc']:.4f}", f"knn {m['knn_acc']:.4f}", f"rankme {m['rankme']:.1f}"]
+        parts += [
+            f"val probe {m['probe_acc']:.4f}",
+            f"val knn {m['knn_acc']:.4f}",
+            f"rankme {m['rankme']:.1f}",
+        ]
+    if "test_probe_acc" in m:
+        parts += [f"test probe {m['test_probe_acc']:.4f}", f"test knn {m['test_knn_acc']:.4f}"]
     return " | ".join(parts)
 
 
@@ -465,20 +577,28 @@ def train(
         config: A validated :class:`Config`.
         out_dir: Folder for ``config.yaml``, ``metrics.jsonl`` and ``checkpoint.pt``.
         on_epoch: Called after each epoch with its metrics and the (already written) checkpoint path;
-            returning ``False`` stops training after that epoch (early stopping).
-        resume_from: A checkpoint to continue exactly (same batches, masks and schedules).
+            returning ``False`` stops training after that epoch (early stopping; the test split, scored only
+            at the last scheduled epoch, is then never scored).
+        resume_from: A checkpoint to continue exactly (same batches, masks and schedules); the config must
+            match the checkpoint's except where :func:`check_resumable` allows.
         progress: Show the per-epoch progress bar (default: ``train.progress``).
         extra_state: Caller metadata stored in every checkpoint (e.g. a tracker's run id).
 
     Raises:
         DivergenceError: The loss became NaN or infinite.
-        CheckpointError: ``resume_from`` cannot be loaded or belongs to another configuration.
+        CheckpointError: ``resume_from`` cannot be loaded or does not fit the model.
+        ResumeMismatchError: ``config`` would change the math of the run in ``resume_from`` (a ConfigError).
         jepa_core.data.DataError: The dataset cannot be found.
     """
+    state = None
+    if resume_from is not None:
+        # Checked before the trainer loads data and builds the model: a refused resume fails in a second.
+        state = load_checkpoint(resume_from)
+        check_resumable(state, config, resume_from)
     trainer = Trainer(config, out_dir, progress=progress, extra_state=extra_state)
     try:
-        if resume_from is not None:
-            trainer.restore(resume_from)
+        if state is not None:
+            trainer.load_state(state, resume_from)
         return trainer.run(on_epoch)
     finally:
         trainer.release()
@@ -514,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         final = train(cfg, args.out, resume_from=ckpt if args.resume else None)
     except (ConfigError, jdata.DataError) as exc:
+        # Bad input, exit 2; a refused resume is one too (ResumeMismatchError is a ConfigError).
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (CheckpointError, DivergenceError) as exc:

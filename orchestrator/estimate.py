@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from jepa_core.config import Config
+from jepa_core.config import Config, default_val_size
 from orchestrator.spec import SweepPlan
 
 # ---- cost estimate --------------------------------------------------------------------------------
@@ -62,8 +62,8 @@ def trial_flops(cfg: Config) -> tuple[float, float] | None:
         step_img += 3 * blocks * _encoder_flops(context + targets / blocks, p.embed_dim, p.depth, 4.0)
     train_flops = cfg.train.epochs * steps * cfg.train.batch_size * step_img
     # Each evaluation encodes the probe's training images and the validation split; the test split once.
-    validation = cfg.eval.val_size or max(500, n_train // 10)
-    per_eval = min(cfg.eval.train_subset, n_train) + validation
+    validation = cfg.eval.val_size or default_val_size(DATASET_SIZES[d.name][0])
+    per_eval = min(cfg.eval.train_subset, DATASET_SIZES[d.name][0] - validation) + validation
     eval_images = max(1, _evaluations(cfg)) * per_eval + (cfg.eval.test_subset or n_test)
     return train_flops, eval_images * target_enc
 

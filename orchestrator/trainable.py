@@ -149,6 +149,7 @@ def _restore(work: Path) -> tuple[Path | None, str | None, str]:
 
 def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     """The function trainable: one trainer run with its MLflow child run."""
+    from jepa_core.checkpoint import ResumeMismatchError
     from jepa_core.config import dump_yaml
     from jepa_core.train import DivergenceError, train
 
@@ -216,6 +217,12 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         # Deterministic: a retry would diverge at the same step, so the trial ends here, marked failed.
         run.close("FAILED", f"DivergenceError: {exc}")
         tune.report({FAILED_KEY: 1.0, "diverged_epoch": float(exc.epoch), "diverged_step": float(exc.step)})
+        return
+    except ResumeMismatchError as exc:
+        # The checkpoint was trained under other settings (e.g. resumed with another resources.cpu, which sets
+        # train.num_threads): a retry would be refused the same way, so the trial ends here, marked failed.
+        run.close("FAILED", f"ResumeMismatchError: {exc}")
+        tune.report({FAILED_KEY: 1.0})
         return
     except SystemExit:
         # Tune stopped the trial inside tune.report: an ASHA decision or a Ctrl-C. Only the driver knows

@@ -10,6 +10,7 @@ from torch import nn
 
 from jepa_core.evaluate import (
     EvalResult,
+    LinearProbe,
     collapse_warning,
     evaluate_features,
     extract_features,
@@ -121,6 +122,14 @@ def test_linear_probe__constant_and_half_precision_features() -> None:
     x, y = _blobs(40, 2, 4, spread=0.5, seed=4)
     x = torch.cat([x, torch.full((x.shape[0], 1), 3.0)], dim=1).half()  # constant dim must not produce NaN
     assert linear_probe(x, y, x, y) == 1.0
+
+
+def test_linear_probe_class__fit_once_scores_like_linear_probe() -> None:
+    x, y = _blobs(60, 3, 8, spread=4.0, seed=13)
+    probe = LinearProbe.fit(x[::2], y[::2], num_classes=3, max_iter=30)
+    assert probe.accuracy(x[1::2], y[1::2]) == linear_probe(x[::2], y[::2], x[1::2], y[1::2], max_iter=30)
+    with pytest.raises(ValueError, match="feature dims differ"):
+        probe.accuracy(x[:, :4], y)
 
 
 def test_linear_probe__label_out_of_range_raises() -> None:
@@ -240,3 +249,16 @@ def test_evaluate_features__result_and_metric_keys() -> None:
     assert all(isinstance(v, float) for v in metrics.values())
     assert metrics["probe_acc"] == 1.0 and metrics["knn_acc"] == 1.0
     assert 1.0 <= metrics["rankme"] <= 16 and metrics["eval_time_s"] > 0
+
+
+def test_evaluate_features__test_set_scored_by_the_same_probe_and_bank() -> None:
+    x, y = _blobs(50, 3, 16, spread=6.0, seed=14)
+    train, held_out = (x[::2], y[::2]), (x[1::2], y[1::2])
+    alone = evaluate_features(*train, *held_out, num_classes=3, k=5)
+    both = evaluate_features(*train, *held_out, num_classes=3, k=5, test=held_out)
+    metrics = both.as_metrics()
+    assert list(metrics)[-2:] == ["test_probe_acc", "test_knn_acc"]
+    # Scoring the same images as test gives the validation figures: one probe, one bank, fit once.
+    assert both.test_probe_acc == both.probe_acc == alone.probe_acc
+    assert both.test_knn_acc == both.knn_acc == alone.knn_acc
+    assert both.rankme == alone.rankme  # label-free metrics stay on the train features

@@ -4,20 +4,38 @@ import dataclasses
 import gc
 import json
 
+import numpy as np
 import pytest
 import torch
 
 import jepa_core
-from jepa_core.checkpoint import CheckpointError, read_extra_state
-from jepa_core.config import build_config
+from jepa_core.checkpoint import (
+    CheckpointError,
+    ResumeMismatchError,
+    checkpoint_config,
+    load_checkpoint,
+    read_extra_state,
+    save_checkpoint,
+)
+from jepa_core.config import ConfigError, build_config
 from jepa_core.models import IJepa
-from jepa_core.train import DivergenceError, train
+from jepa_core.train import DivergenceError, EvalData, Trainer, check_resumable, main, train
 
 from .conftest import TINY
 
+TEST_KEYS = ("test_probe_acc", "test_knn_acc")
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
 
 def _losses(out):
-    return [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [row["train_loss"] for row in _rows(out)]
+
+
+def _set_args(overrides):
+    return [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
 
 
 def test_train__resume_continues_exactly(tmp_path):
@@ -26,19 +44,35 @@ def test_train__resume_continues_exactly(tmp_path):
     stop_after_two = lambda report: report.epoch < 2  # noqa: E731 - an "interrupted" run
     train(cfg, tmp_path / "b", on_epoch=stop_after_two)
     assert len(_losses(tmp_path / "b")) == 2
-    resumed = train(cfg, tmp_path / "b", resume_from=tmp_path / "b" / "checkpoint.pt")
+    # Keys that do not touch the math may change on resume (train.device=auto resolves to the same type).
+    allowed = {
+        "train.progress": True,
+        "train.checkpoint_every": 3,
+        "data.workers": 0,
+        "data.root": str(tmp_path),
+    }
+    allowed["train.device"] = "auto" if not torch.cuda.is_available() else "cpu"
+    resumed_cfg = build_config(overrides=[TINY, {"train.epochs": 4, "eval.every": 2}, allowed])
+    resumed = train(resumed_cfg, tmp_path / "b", resume_from=tmp_path / "b" / "checkpoint.pt")
     assert _losses(tmp_path / "b") == _losses(tmp_path / "a")
     assert resumed["probe_acc"] == straight["probe_acc"]
+    assert resumed["test_probe_acc"] == straight["test_probe_acc"]
     assert resumed["epoch"] == 4
 
 
-def test_train__on_epoch_gets_metrics_and_checkpoint(tmp_path, tiny_config):
+def test_train__scores_validation_every_epoch_and_test_on_the_last(tmp_path, tiny_config):
     cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=2))
     reports = []
     train(cfg, tmp_path, on_epoch=reports.append, extra_state={"run_id": "abc"})
     assert [r.epoch for r in reports] == [1, 2]
     for key in ("train_loss", "probe_acc", "knn_acc", "rankme", "img_per_s", "epoch_time_s"):
-        assert key in reports[-1].metrics
+        assert key in reports[0].metrics and key in reports[-1].metrics
+    assert not set(TEST_KEYS) & set(reports[0].metrics)
+    assert all(0 <= reports[-1].metrics[key] <= 1 for key in TEST_KEYS)
+    rows = _rows(tmp_path)
+    assert [row["epoch"] for row in rows] == [1, 2] and all("probe_acc" in row for row in rows)
+    assert not set(TEST_KEYS) & set(rows[0]) and set(TEST_KEYS) <= set(rows[1])
+    assert rows[1] == pytest.approx(reports[-1].metrics)
     assert reports[-1].checkpoint_path.is_file()
     assert read_extra_state(reports[-1].checkpoint_path) == {"run_id": "abc"}
     assert (tmp_path / "config.yaml").read_text().startswith("data:")
@@ -48,13 +82,35 @@ def test_train__zero_epochs_writes_random_init_checkpoint(tmp_path, tiny_config)
     cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=0))
     final = train(cfg, tmp_path)
     assert final["epoch"] == 0 and 0 <= final["probe_acc"] <= 1
-    encoder = jepa_core.load_encoder(tmp_path / "checkpoint.pt")
-    dataset = jepa_core.load_eval_dataset(tmp_path / "checkpoint.pt", "test")
+    assert all(0 <= final[key] <= 1 for key in TEST_KEYS)  # the random-init reference is scored on test too
+    ckpt = tmp_path / "checkpoint.pt"
+    encoder = jepa_core.load_encoder(ckpt)
+    dataset = jepa_core.load_eval_dataset(ckpt, "test")
     image, label = dataset[0]
     assert image.shape == (1, 16, 16) and isinstance(label, int)
     feats = encoder(torch.stack([dataset[i][0] for i in range(4)]))
     assert feats.shape == (4, cfg.model.embed_dim)
     assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    sizes = {
+        split: len(jepa_core.load_eval_dataset(ckpt, split))
+        for split in ("train", "validation", "probe_train")
+    }
+    assert sizes == {"train": 1438, "validation": 359, "probe_train": cfg.eval.train_subset}
+    with pytest.raises(ValueError, match="ambiguous"):
+        jepa_core.load_eval_dataset(ckpt, "val")
+
+
+def test_eval_data__validation_split_ignores_train_seed(tiny_config):
+    a = EvalData(tiny_config, torch.device("cpu"))
+    reseeded = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, seed=7))
+    b = EvalData(reseeded, torch.device("cpu"))
+    for split in ("validation", "probe_train", "test"):
+        assert np.array_equal(a.splits.indices(split), b.splits.indices(split))
+        assert torch.equal(a.sets[split][0], b.sets[split][0])
+    assert not set(a.splits.validation.tolist()) & set(a.splits.probe_train.tolist())
+    assert (
+        len(a.sets["validation"][1]) == 359 and len(a.sets["probe_train"][1]) == tiny_config.eval.train_subset
+    )
 
 
 def test_train__unreadable_checkpoint_is_an_error(tmp_path, tiny_config):
@@ -68,8 +124,83 @@ def test_train__checkpoint_of_another_config_is_refused(tmp_path, tiny_config):
     cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=1))
     train(cfg, tmp_path)
     other = dataclasses.replace(cfg, mask=dataclasses.replace(cfg.mask, ratio=0.6))
-    with pytest.raises(CheckpointError, match="mask.ratio"):
+    with pytest.raises(ResumeMismatchError, match=r"mask\.ratio=0\.4, this config has mask\.ratio=0\.6"):
         train(other, tmp_path, resume_from=tmp_path / "checkpoint.pt")
+
+
+def _state(cfg, device_type="cpu"):
+    return {"config": cfg.to_dict(), "device_type": device_type}
+
+
+def _changed(cfg, **sections):
+    return build_config(overrides=[cfg.to_dict(), sections])
+
+
+def test_check_resumable__allows_only_changes_that_keep_the_math(tiny_config, monkeypatch):
+    cfg = tiny_config
+    free = {"train.progress": True, "data.root": "/elsewhere", "data.workers": 9, "train.checkpoint_every": 5}
+    check_resumable(_state(cfg), _changed(cfg, **free), "ckpt")
+    for key, value in {
+        "train.epochs": 99,
+        "train.num_threads": 1,
+        "optim.lr": 0.5,
+        "eval.val_size": 10,
+    }.items():
+        with pytest.raises(ResumeMismatchError) as caught:
+            check_resumable(_state(cfg), _changed(cfg, **{key: value}), "ckpt")
+        message = str(caught.value)
+        old = cfg.to_flat()[key]
+        assert f"{key}={old}" in message and f"{key}={value}" in message and f"--set {key}={old}" in message
+        assert "\n" not in message and isinstance(caught.value, ConfigError)
+    # On CUDA the device string may change as long as it stays CUDA (same bf16 precision); threads may too.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    on_cuda = _changed(cfg, **{"train.device": "cuda"})
+    for device in ("cuda:0", "auto"):
+        check_resumable(_state(on_cuda, "cuda"), _changed(on_cuda, **{"train.device": device}), "ckpt")
+    check_resumable(_state(on_cuda, "cuda"), _changed(on_cuda, **{"train.num_threads": 3}), "ckpt")
+    with pytest.raises(ResumeMismatchError, match=r"train\.device=cpu \(cpu, fp32\).*cuda, bf16 autocast"):
+        check_resumable(_state(cfg), on_cuda, "ckpt")
+    with pytest.raises(ResumeMismatchError, match="train.device=auto"):  # auto trained on CUDA, now the CPU
+        check_resumable(_state(_changed(cfg, **{"train.device": "auto"}), "cuda"), cfg, "ckpt")
+
+
+def test_main__resume_that_changes_the_math_exits_2_with_one_line(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main([*_set_args({**TINY, "train.epochs": 1}), "--out", out]) == 0
+    capsys.readouterr()
+    assert main([*_set_args({**TINY, "train.epochs": 2}), "--out", out, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "train.epochs=1" in err and "train.epochs=2" in err and "--set train.epochs=1" in err
+    # Only a refused config is bad input: a checkpoint that cannot be loaded is still exit 1.
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"torn")
+    assert main([*_set_args({**TINY, "train.epochs": 1}), "--out", out, "--resume"]) == 1
+    assert "cannot be loaded" in capsys.readouterr().err
+
+
+def test_train__checkpoint_without_one_pass_resumes_only_as_the_variant(tmp_path, tiny_config):
+    variant = dataclasses.replace(
+        tiny_config,
+        predictor=dataclasses.replace(tiny_config.predictor, one_pass=True),
+        train=dataclasses.replace(tiny_config.train, epochs=1),
+    )
+    path = Trainer(variant, tmp_path).save()
+    # What a checkpoint written before predictor.one_pass existed holds.
+    state = load_checkpoint(path)
+    del state["config"]["predictor"]["one_pass"]
+    save_checkpoint(path, state)
+
+    assert checkpoint_config(load_checkpoint(path)).predictor.one_pass is True
+    paper = dataclasses.replace(variant, predictor=dataclasses.replace(variant.predictor, one_pass=False))
+    with pytest.raises(
+        ResumeMismatchError, match=r"predictor\.one_pass=false: pass --set predictor\.one_pass=true"
+    ):
+        train(paper, tmp_path, resume_from=path)
+    check_resumable(load_checkpoint(path), variant, path)
+    Trainer(variant, tmp_path / "resumed").restore(path)  # the variant's weights load into the variant
+    # Loading for evaluation needs no predictor at all.
+    assert jepa_core.load_encoder(path)(torch.zeros(2, 1, 16, 16)).shape == (2, variant.model.embed_dim)
+    assert len(jepa_core.load_eval_dataset(path, "validation")) == 359
 
 
 def test_train__nan_loss_raises_divergence_with_epoch_and_step(tmp_path, tiny_config, monkeypatch):
