@@ -28,6 +28,7 @@ import pandas as pd
 
 from orchestrator import report_data as rd
 from orchestrator import report_plots as rp
+from orchestrator import report_stats as rs
 from orchestrator import tracking
 from orchestrator.report_plots import Doc
 
@@ -203,24 +204,45 @@ def _per_run(
 
 
 # --------------------------------------------------------------------------------------------- content
+TWO_SEEDS = "†"
+TWO_SEED_NOTE = (
+    "† computed from 2 seeds (of the configuration, or of either side of a difference): treat it as "
+    "uninformative. A t interval of a mean over 2 seeds has 1 degree of freedom and reaches 12.7 standard "
+    "errors either side of the mean."
+)
+
+
 def _seconds(value: float) -> str:
     if not np.isfinite(value):
         return "–"
     return f"{value:,.1f} s" if value < 120 else f"{value:,.0f} s ({value / 60:,.1f} min)"
 
 
-def _display_table(table: pd.DataFrame, key_cols: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Formats a summary table: key columns as values, each metric as ``mean ± CI`` under its unit label."""
+def _display_table(
+    table: pd.DataFrame, key_cols: list[str], metrics: list[str], labels: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Formats a summary table: key columns as values, each metric as ``mean ± CI`` under its unit label
+    (or ``labels[metric]``), an interval from 2 seeds marked †."""
     out = pd.DataFrame({})
     for c in key_cols:
         names = rd.display_labels(table[c])
         out[c] = [names[rd.format_value(v)] for v in table[c]]
+    two = (table["n"] == 2).to_numpy() if "n" in table else np.zeros(len(table), dtype=bool)
     for m in metrics:
         if f"{m}_mean" in table:
             spec = rd.metric_spec(m)
-            pairs = zip(table[f"{m}_mean"], table[f"{m}_ci"], strict=True)
-            out[spec.label] = [rd.format_mean_ci(mean, half, spec) for mean, half in pairs]
+            rows = zip(table[f"{m}_mean"], table[f"{m}_ci"], two, strict=True)
+            out[(labels or {}).get(m, spec.label)] = [
+                rd.format_mean_ci(mean, half, spec) + (f" {TWO_SEEDS}" if mark and np.isfinite(half) else "")
+                for mean, half, mark in rows
+            ]
     return out
+
+
+def _metric_order(metric: str, trials: pd.DataFrame) -> list[str]:
+    """The sweep's metric, its test-split figure beside it, then the other known metrics (test beside val)."""
+    order = [metric, f"test_{metric}"] + [s.key for s in rd.METRIC_SPECS]
+    return [m for m in dict.fromkeys(order) if m in trials.columns or m == metric]
 
 
 def collapse_threshold(runs: pd.DataFrame, info: rd.SweepInfo) -> tuple[float, str] | None:
@@ -230,6 +252,44 @@ def collapse_threshold(runs: pd.DataFrame, info: rd.SweepInfo) -> tuple[float, s
         return None
     line = (params["eval.collapse_threshold"] * params["model.embed_dim"]).dropna().unique()
     return (float(line[0]), f"collapse threshold ({line[0]:g})") if len(line) == 1 else None
+
+
+def _diff_cells(board: pd.DataFrame, metric: str) -> list[str]:
+    """``+2.10 [+1.00, +3.20]`` per row (best minus this, display scale), ``best`` on the best row, † where
+    either side has 2 seeds."""
+    spec = rd.metric_spec(metric)
+    best_two = bool(len(board)) and board["n"].iloc[0] == 2
+    adjusted = board[f"{metric}_seed_adjusted"].to_numpy(dtype=float)
+    cells = []
+    for i, row in enumerate(board.itertuples(index=False)):
+        if i == 0 and np.isfinite(adjusted[0]):
+            cells.append("best")
+        elif row.n == 0 or not np.isfinite(adjusted[0]):  # nothing ran, or no comparison at all
+            cells.append("–")
+        elif np.isnan(row.diff_vs_best):
+            cells.append("not compared")
+        elif np.isnan(row.diff_ci_low):
+            cells.append(f"{row.diff_vs_best * spec.scale:+,.{spec.decimals}f}")
+        else:
+            lo, hi = (f"{v * spec.scale:+,.{spec.decimals}f}" for v in (row.diff_ci_low, row.diff_ci_high))
+            mark = f" {TWO_SEEDS}" if row.n == 2 or best_two else ""
+            cells.append(f"{row.diff_vs_best * spec.scale:+,.{spec.decimals}f} [{lo}, {hi}]{mark}")
+    return cells
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _notes(board: pd.DataFrame) -> list[str]:
+    notes = []
+    for row in board.itertuples(index=False):
+        parts = [f"{row.failed} of {row.trials} seeds failed"] if row.failed else []
+        parts += [f"{row.stopped_early} stopped early"] if row.stopped_early else []
+        parts += [f"{row.legacy_apart} logged before validation splits"] if row.legacy_apart else []
+        parts += [f"{row.collapsed} collapsed"] if row.collapsed else []
+        notes.append("; ".join(parts))
+    return notes
 
 
 class _Composer:
@@ -245,17 +305,25 @@ class _Composer:
     ) -> None:
         self.info, self.trials, self.history = info, trials, history
         self.out, self.rankme_line = out, rankme_line
-        self.metrics = [info.metric] + [s.key for s in rd.METRIC_SPECS if s.key != info.metric]
+        self.metrics = _metric_order(info.metric, trials)
+        self.test_split = rd.ranks_test_split(trials)
+        # An old sweep's probe_acc/knn_acc were scored on the test split: every header says so.
+        self.labels = {
+            m: f"{rd.metric_spec(m).name}, test split ({rd.metric_spec(m).unit})"
+            for m in ("probe_acc", "knn_acc")
+            if self.test_split
+        }
         self.doc = Doc()
 
     def header(self) -> None:
         info, trials = self.info, self.trials
-        counts = trials["status"].value_counts()
-        finished, failed = int(counts.get("FINISHED", 0)), int(counts.get("FAILED", 0))
+        outcomes = trials["outcome"].value_counts()
+        completed, stopped = int(outcomes.get("completed", 0)), int(outcomes.get("stopped early", 0))
+        failed = int(outcomes.get("failed", 0))
         durations = trials["duration_s"].to_numpy(dtype=float)
         durations = durations[np.isfinite(durations)]
         span = (trials["end_time"].max() - trials["start_time"].min()).total_seconds()
-        mean, half, _ = rd.t_interval(durations)
+        mean, half, _ = rs.t_interval(durations)
         median = _seconds(float(np.median(durations))) if len(durations) else "–"
         started = f"{info.start_time:%Y-%m-%d %H:%M UTC}" if info.start_time is not None else "unknown"
         devices = ", ".join(
@@ -271,8 +339,9 @@ class _Composer:
             f"Machine: host `{info.host or 'unknown'}`, device `{info.device or 'unknown'}`; trials ran on "
             f"{devices}. Every time and throughput below was measured there.",
             f"Metric `{info.metric}` ({info.goal}); swept: {swept}; seeds: {seeds}",
-            f"Trials: {len(trials)} — {finished} finished, {failed} failed, "
-            f"{len(trials) - finished - failed} running or killed; "
+            self._split_line(),
+            f"Trials: {len(trials)} — {completed} ran to their last epoch, {stopped} stopped early by the "
+            f"scheduler, {failed} failed, {len(trials) - completed - stopped - failed} running or killed; "
             f"{int(trials['collapsed'].sum())} flagged collapsed",
             f"Wall time: {_seconds(span)} from first trial start to last trial end; "
             f"{_seconds(float(durations.sum()))} of trial time in all; per trial "
@@ -280,30 +349,89 @@ class _Composer:
             f"(mean ± 95% CI; median {median})",
         ])  # fmt: skip
 
+    def _split_line(self) -> str:
+        if self.test_split:
+            return f"Splits: {rd.LEGACY_SPLIT_NOTE}; the ranking below chooses on the test split"
+        text = "Splits: `probe_acc` and `knn_acc` on the validation split (tag `jepa.metrics_version` ≥ 2)"
+        apart = int(((self.trials["outcome"] == "completed") & ~self.trials["ranked"]).sum())
+        if apart:
+            text += (
+                f"; {apart} completed trials have {rd.LEGACY_SPLIT_NOTE} and are kept out of the ranking "
+                "(listed under “Trials logged before validation splits”)"
+            )
+        return text
+
     def leaderboard(self) -> None:
         info, trials = self.info, self.trials
         board = rd.leaderboard(trials, info, self.metrics)
         board.to_csv(self.out / "leaderboard.csv", index=False)
+        spec = rd.metric_spec(info.metric)
+        names = dict(zip(trials["config_id"].map(rd.format_value), trials["config"], strict=True))
+        verdict = rd.compare_best(
+            trials, trials["config_id"], info.metric, info.goal, "configuration", names, power=True
+        )
+        test = verdict.result.test if verdict else rs.TEST_NAME
+        if verdict is None or verdict.result.blocked:
+            order = (
+                "seed-adjusted mean (`score ~ configuration + seed` fitted by least squares: the plain mean "
+                "when every configuration has every seed)"
+            )
+        else:
+            order = "mean (no seeds were logged, so nothing is adjusted for them)"
+        ranked = "the trials that ran to their last epoch"
+        if ((trials["outcome"] == "completed") & ~trials["ranked"]).any():
+            ranked += " with validation-split metrics"
         self.doc.heading(2, "Leaderboard")
         self.doc.para(
-            f"Configurations ranked by `{info.metric}` ({info.goal}), seeds pooled: mean ± 95% CI over seeds "
-            "(t distribution) of finished trials; `seeds` counts finished / all trials."
+            f"Configurations ranked by `{info.metric}` ({info.goal}), best first by {order}. Metric columns: "
+            f"mean ± 95% CI over seeds (t distribution) of {ranked}; `seeds` counts those / all trials of "
+            "the configuration, and the other trials are in no mean (they are listed below). `best − this`: "
+            "the best's ranking mean minus this configuration's, with its simultaneous 95% interval, and "
+            f"`adj. p` its adjusted p-value, by {test}. ⚠ marks a configuration with a failed seed: its "
+            "figures are over the seeds that survived, which may flatter it."
         )
         keys = list(info.swept_params) or ["config_id"]
         top = board.head(LEADERBOARD_ROWS)
-        shown = _display_table(top, ["rank", *keys], self.metrics)
-        shown.insert(
-            len(keys) + 1, "seeds", [f"{n}/{t}" for n, t in zip(top["n"], top["trials"], strict=True)]
-        )
-        shown["collapsed"] = top["collapsed"].astype(str).to_numpy()
+        shown = _display_table(top, ["rank", *keys], self.metrics, self.labels)
+        shown["rank"] = [f"{r} ⚠" if f else str(r) for r, f in zip(top["rank"], top["failed"], strict=True)]
+        shown.insert(len(keys) + 1, "seeds", top["seeds"].to_numpy())
+        adjusted, plain = top[f"{info.metric}_seed_adjusted"], top.get(f"{info.metric}_mean")
+        if plain is not None and ((adjusted - plain).abs() > 1e-12).any():  # a missing cell moved a mean
+            label = self.labels.get(info.metric, spec.label)
+            shown.insert(
+                shown.columns.get_loc(label) + 1,
+                f"{spec.name}, seed-adjusted ({spec.unit})" if spec.unit else f"{spec.name}, seed-adjusted",
+                [rd.format_mean_ci(v, math.nan, spec) for v in adjusted],
+            )
+        unit = "points" if spec.unit == "%" else spec.unit
+        shown[f"best − this ({unit})"] = _diff_cells(top, info.metric)
+        shown["adj. p"] = [rd.format_p(p) if np.isfinite(p) else "" for p in top["p_vs_best_adjusted"]]
+        shown["distinguishable"] = [
+            "" if pd.isna(d) else ("yes" if d else "no") for d in top["distinguishable_from_best"]
+        ]
+        shown["notes"] = _notes(top)
         self.doc.table(shown)
         if len(board) > LEADERBOARD_ROWS:
             self.doc.para(
                 f"Top {LEADERBOARD_ROWS} of {len(board)} configurations; all are in `leaderboard.csv`."
             )
-        verdict = rd.compare_best(trials, trials["config"], info.metric, info.goal, "configuration")
         if verdict is not None:
             self.doc.para(verdict.sentence)
+        if any(TWO_SEEDS in cell for column in shown.columns for cell in shown[column]):
+            self.doc.para(TWO_SEED_NOTE)
+        tests = [m for m in self.metrics if m.startswith("test_")]
+        if self.test_split:
+            self.doc.para(
+                f"{rd.LEGACY_SPLIT_NOTE}: this ranking chooses on the test split, so the best "
+                "configuration's figure is optimistically biased (it was chosen on the split it is reported "
+                "on)."
+            )
+        elif tests:
+            self.doc.para(
+                ", ".join(f"`{m}`" for m in tests)
+                + " (the `test` columns) are scored once on the test split at the last epoch; they are shown "
+                "beside the validation figures and were not used to rank or choose."
+            )
         if len(info.swept_params) > 1:
             self.together(board)
 
@@ -312,22 +440,37 @@ class _Composer:
         self.doc.heading(2, f"Parameter `{param}`")
         levels = rd.param_levels(trials, param)
         table = rd.parameter_table(trials, param, self.metrics)
-        note = "Mean ± 95% CI over seeds (t distribution), finished trials; `n` counts trials"
-        others = [f"`{p}`" for p in info.swept_params if p != param]
+        note = "Mean ± 95% CI over seeds (t distribution) of the trials that ran to their last epoch"
+        note += "; `n` counts them"
+        others = [p for p in info.swept_params if p != param]
         if others:
-            note += ", pooled over " + ", ".join(others)
+            note += ", pooled over " + ", ".join(f"`{p}`" for p in others)
         if levels.map(rd.format_value).nunique() < trials[param].map(rd.format_value).nunique():
             note += f"; the {trials[param].nunique()} sampled values are grouped into quantile bins"
         self.doc.para(note + ".")
-        self.doc.table(_display_table(table, [param, "n"], self.metrics))
+        shown = _display_table(table, [param, "n"], self.metrics, self.labels)
+        self.doc.table(shown)
         names = rd.display_labels(table[param])
-        verdict = rd.compare_best(trials, levels, info.metric, info.goal, f"`{param}` =", names)
+        verdict = rd.compare_best(
+            trials,
+            levels,
+            info.metric,
+            info.goal,
+            f"`{param}` =",
+            names,
+            pooled=tuple(others),
+            count="trials",
+        )
         self.doc.para(
             verdict.sentence if verdict else f"Only one value of `{param}` finished: nothing to compare."
         )
+        if any(TWO_SEEDS in cell for column in shown.columns for cell in shown[column]):
+            self.doc.para(TWO_SEED_NOTE)
         slug = re.sub(r"[^A-Za-z0-9]+", "_", param)
-        shown = [m for m in ("probe_acc", "knn_acc", "rankme", "train_loss") if m in trials] or [info.metric]
-        path = rp.plot_metric_vs_param(table, param, shown, self.out / f"{slug}_metrics.png")
+        shown_metrics = [m for m in ("probe_acc", "knn_acc", "rankme", "train_loss") if m in trials]
+        path = rp.plot_metric_vs_param(
+            table, param, shown_metrics or [info.metric], self.out / f"{slug}_metrics.png"
+        )
         self.doc.image(path, f"Metrics vs {param} (mean ± 95% CI over seeds)")
         self.curves(levels, [rd.format_value(v) for v in table[param]], param, slug, names)
 
@@ -363,16 +506,76 @@ class _Composer:
         path = rp.plot_parallel(board, params, info.metric, self.out / "parallel_coordinates.png")
         self.doc.image(path, "Parallel coordinates of the configurations")
         importance = rd.param_importance(self.trials, params, info.metric)
+        if not importance.values:
+            self.doc.para(f"Parameter importance: absent — {importance.note}.")
+            return
         if importance.note:
             self.doc.para(f"Parameter importance: {importance.note}.")
-        if importance.values:
-            column = f"importance for {info.metric} ({importance.method})"
-            values = importance.values
-            self.doc.table(
-                pd.DataFrame({"parameter": list(values), column: [f"{v:.3f}" for v in values.values()]})
-            )
-            path = rp.plot_importance(importance, info.metric, self.out / "param_importance.png")
-            self.doc.image(path, "Parameter importance")
+        self.doc.para(
+            f"Parameter importance for `{info.metric}` ({importance.method}): the mean over "
+            f"{importance.resamples} bootstrap resamples of the trials that ran to their last epoch (each "
+            "resample averaged per configuration, then decomposed; each fit normalized to sum 1), with the "
+            "5th to 95th percentile of the resamples."
+        )
+        values = importance.values
+        self.doc.table(pd.DataFrame({
+            "parameter": list(values),
+            "importance (mean)": [f"{v:.3f}" for v in values.values()],
+            "5–95% of resamples": [f"{importance.low[p]:.3f} – {importance.high[p]:.3f}" for p in values],
+        }))  # fmt: skip
+        path = rp.plot_importance(importance, info.metric, self.out / "param_importance.png")
+        self.doc.image(path, "Parameter importance")
+
+    def stopped_early(self) -> None:
+        stopped = self.trials[self.trials["outcome"] == "stopped early"]
+        if stopped.empty:
+            return
+        info, spec = self.info, rd.metric_spec(self.info.metric)
+        self.doc.heading(2, "Trials stopped early by the scheduler")
+        self.doc.para(
+            f"The scheduler stopped {_count(len(stopped), 'trial')} before the last epoch. A stopped "
+            "trial's figures are from an earlier epoch than the completed trials', so they are in no mean, "
+            "interval or test above; it counts against its configuration's `seeds`."
+        )
+        reached = rd.epochs_reached(self.history)
+        epochs = [
+            f"{reached.get(r, '–')} of {p if pd.notna(p) else '?'}"
+            for r, p in zip(stopped["run_id"], stopped["planned_epochs"], strict=True)
+        ]
+        values = stopped[info.metric] if info.metric in stopped else pd.Series(np.nan, index=stopped.index)
+        self.doc.table(pd.DataFrame({
+            "run id": stopped["run_id"].to_numpy(),
+            "configuration": stopped["config"].to_numpy(),
+            "seed": stopped["seed"].astype(str).to_numpy(),
+            "epoch reached": epochs,
+            f"{self.labels.get(info.metric, spec.label)}, last logged": [
+                rd.format_mean_ci(v, math.nan, spec) for v in values
+            ],
+        }))  # fmt: skip
+
+    def legacy_apart(self) -> None:
+        apart = self.trials[(self.trials["outcome"] == "completed") & ~self.trials["ranked"]]
+        if apart.empty:
+            return
+        spec = rd.metric_spec(self.info.metric)
+        self.doc.heading(2, "Trials logged before validation splits")
+        self.doc.para(
+            f"Trials without a `jepa.metrics_version` tag ≥ 2 ({_count(len(apart), 'trial')}): "
+            f"{rd.LEGACY_SPLIT_NOTE}. The "
+            "ranking above is on the validation split, so they are left out of it and of every table and "
+            "test above; each still counts in its configuration's `seeds`."
+        )
+        values = (
+            apart[self.info.metric] if self.info.metric in apart else pd.Series(np.nan, index=apart.index)
+        )
+        self.doc.table(pd.DataFrame({
+            "run id": apart["run_id"].to_numpy(),
+            "configuration": apart["config"].to_numpy(),
+            "seed": apart["seed"].astype(str).to_numpy(),
+            f"{spec.name}, test split ({spec.unit})" if spec.unit else f"{spec.name}, test split": [
+                rd.format_mean_ci(v, math.nan, spec) for v in values
+            ],
+        }))  # fmt: skip
 
     def failures(self) -> None:
         self.doc.heading(2, "Failed and collapsed trials")
@@ -380,6 +583,11 @@ class _Composer:
         if bad.empty:
             self.doc.para("None: every trial finished and none was flagged as collapsed.")
             return
+        if (bad["outcome"] == "failed").any():
+            self.doc.para(
+                "A failed trial counts against its configuration: the leaderboard's `seeds` shows fewer "
+                "complete seeds than it ran, and its row is marked ⚠."
+            )
         # The last line of a traceback names the error; the whole text stays in MLflow and trials.csv.
         reasons = [
             r.strip().splitlines()[-1][:200] if isinstance(r, str) and r.strip() else ""
@@ -410,6 +618,8 @@ def compose_report(
         composer.parameter(param)
     if not info.swept_params:
         composer.curves(trials["config"], ["default"], "configuration", "curves")
+    composer.stopped_early()
+    composer.legacy_apart()
     composer.failures()
     composer.doc.heading(2, "Files")
     composer.doc.para(

@@ -8,10 +8,13 @@ report can be rebuilt from MLflow alone:
   run and its trial runs;
 * ``history``: a long frame of metric histories with columns ``run_id``, ``key``, ``step``, ``value``.
 
-Intervals are 95% confidence intervals of the mean over seeds with the t distribution. The best setting is
-compared with the runner-up by a paired t-test over the seeds they share when each ran once per seed (a
-seed fixes the initial weights, data order and masks, so its effect cancels out of the differences), else by
-Welch's t-test, which does not assume equal variances across settings.
+Statistics are taken over the *ranked* trials only (column ``ranked`` of :func:`trials_frame`): trials that
+ran to their last epoch, on one metrics version. Trials the scheduler stopped early reached an earlier epoch
+and failed trials have no final figure; both are counted against their configuration (``seeds``) and listed
+apart, never pooled. Intervals are 95% confidence intervals of the mean over seeds with the t distribution;
+which configuration is best, and which others it beats, comes from
+:func:`orchestrator.report_stats.compare_with_best` (seed-blocked two-way ANOVA with Tukey's studentized
+range), for the leaderboard and for every parameter's levels alike.
 """
 
 from __future__ import annotations
@@ -19,16 +22,22 @@ from __future__ import annotations
 import json
 import math
 import re
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from orchestrator import report_stats as rs
 
 SEED_KEYS = ("train.seed",)  # never a swept parameter: seeds are what the intervals are taken over
-ALPHA = 0.05
+ALPHA = rs.ALPHA
+VALIDATION_METRICS_VERSION = 2  # jepa.metrics_version from which probe_acc/knn_acc are validation figures
+LEGACY_SPLIT_NOTE = "probe_acc/knn_acc measured on the test split (logged before validation splits)"
+MIN_IMPORTANCE_CONFIGS = 10  # fANOVA over fewer configurations fits noise
+IMPORTANCE_RESAMPLES = 20
+IMPORTANCE_TREES = 8  # per bootstrap fit (Optuna's default is 64): 20 fits cost about 2.5 full ones
+POWER, MAX_POWER_SEEDS = 0.8, 1000
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,9 @@ class MetricSpec:
 # The per-parameter tables show these (when present); accuracies are stored as fractions, shown in percent.
 METRIC_SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("probe_acc", "probe acc", "%", 100.0, 2),
+    MetricSpec("test_probe_acc", "test probe acc", "%", 100.0, 2),
     MetricSpec("knn_acc", "kNN acc", "%", 100.0, 2),
+    MetricSpec("test_knn_acc", "test kNN acc", "%", 100.0, 2),
     MetricSpec("rankme", "RankMe", "", 1.0, 1),
     MetricSpec("train_loss", "final loss", "", 1.0, 4),
     MetricSpec("img_per_s", "throughput, last epoch", "img/s", 1.0, 0),
@@ -77,22 +88,37 @@ class SweepInfo:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The best group against the runner-up on one metric."""
+    """The best group against every other on one metric, and the report's sentence about it."""
 
-    best: Any
-    runner_up: Any
-    p_value: float | None
-    distinguishable: bool
+    result: rs.BestComparison
     sentence: str
+
+    @property
+    def best(self) -> str:
+        return self.result.best
+
+    @property
+    def runner_up(self) -> str | None:
+        return self.result.runner_up
+
+    @property
+    def distinguishable(self) -> bool:
+        """The best is distinguishable from every other compared group."""
+        others = self.result.others
+        return bool(others) and len(self.result.distinguishable_from) == len(others)
 
 
 @dataclass(frozen=True)
 class Importance:
-    """Parameter importances (normalized to sum 1) and how they were obtained."""
+    """Parameter importances (each fit normalized to sum 1): the mean over bootstrap resamples of the
+    trials, with the 5th and 95th percentiles of those resamples, and how they were obtained."""
 
     values: dict[str, float]
     method: str
     note: str | None = None
+    low: dict[str, float] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+    resamples: int = 0
 
 
 # --------------------------------------------------------------------------------------------- casting
@@ -238,7 +264,8 @@ def display_labels(values: Any) -> dict[str, str]:
 
 
 def trials_frame(runs: pd.DataFrame, info: SweepInfo) -> pd.DataFrame:
-    """One tidy row per trial: ids, seed, swept params (cast), status, flags, duration and final metrics."""
+    """One tidy row per trial: ids, seed, swept params (cast), status, outcome and flags (see
+    :func:`_outcomes`), duration and final metrics."""
     children = trial_runs(runs, info.parent_run_id).reset_index(drop=True)
     params = cast_params(children)
     out = pd.DataFrame({"run_id": children["run_id"].astype(str)})
@@ -272,6 +299,7 @@ def trials_frame(runs: pd.DataFrame, info: SweepInfo) -> pd.DataFrame:
     out["collapsed"] = pd.Series(flagged, dtype=bool) | (metric.fillna(0.0) >= 0.5).to_numpy()
     reason = children.get("tags.jepa.failure_reason")
     out["failure_reason"] = reason if reason is not None else None
+    _outcomes(out, children, params)
     device = children.get("tags.jepa.device")
     out["device"] = device.fillna(info.device or "unknown") if device is not None else info.device
     out["start_time"] = to_utc(children["start_time"])
@@ -282,6 +310,49 @@ def trials_frame(runs: pd.DataFrame, info: SweepInfo) -> pd.DataFrame:
     ):
         out[column[len("metrics.") :]] = pd.to_numeric(children[column], errors="coerce")
     return out
+
+
+def _outcomes(out: pd.DataFrame, children: pd.DataFrame, params: pd.DataFrame) -> None:
+    """Adds ``stopped_early``, ``metrics_version``, ``test_split_metrics``, ``outcome``, ``ranked`` and
+    ``planned_epochs`` to the trials frame ``out``.
+
+    ``outcome`` is ``completed`` (FINISHED at its last epoch), ``stopped early`` (FINISHED, tagged
+    ``jepa.stopped_early=true`` by the ASHA scheduler), ``failed``, or the status in lower case. Runs without
+    ``jepa.metrics_version`` >= 2 were logged before validation splits: their probe_acc/knn_acc are test-split
+    figures (``test_split_metrics``). ``ranked`` marks the trials every statistic is taken over: completed, on
+    the validation split when any completed trial is, else (an old sweep) on the legacy test split.
+    """
+    n = len(out)
+    stopped = children.get("tags.jepa.stopped_early")
+    out["stopped_early"] = [str(v).lower() == "true" for v in stopped] if stopped is not None else [False] * n
+    version = children.get("tags.jepa.metrics_version", pd.Series([None] * n, index=children.index))
+    out["metrics_version"] = version.where(version.notna(), None).to_numpy(dtype=object)
+    validation = pd.to_numeric(version, errors="coerce").to_numpy() >= VALIDATION_METRICS_VERSION
+    out["test_split_metrics"] = ~validation
+    finished = out["status"] == "FINISHED"
+    out["outcome"] = np.select(
+        [finished & out["stopped_early"], finished, out["status"] == "FAILED"],
+        ["stopped early", "completed", "failed"],
+        default=out["status"].str.lower().to_numpy(),
+    )
+    completed = out["outcome"] == "completed"
+    validation_ranking = bool((completed & validation).any())
+    out["ranked"] = completed & (validation if validation_ranking else ~validation)
+    planned = params.get("train.epochs")
+    out["planned_epochs"] = (
+        pd.to_numeric(planned, errors="coerce").astype("Int64") if planned is not None else pd.NA
+    )
+
+
+def ranks_test_split(trials: pd.DataFrame) -> bool:
+    """Whether the ranked trials' probe_acc/knn_acc are legacy test-split figures."""
+    ranked = trials[trials["ranked"]]
+    return bool(len(ranked)) and bool(ranked["test_split_metrics"].all())
+
+
+def epochs_reached(history: pd.DataFrame) -> pd.Series:
+    """The last epoch (step) at which each run logged any metric, indexed by run id."""
+    return history.groupby("run_id")["step"].max()
 
 
 def tidy_history(history: pd.DataFrame) -> pd.DataFrame:
@@ -298,19 +369,6 @@ def tidy_history(history: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------- statistics
-def t_interval(values: Any, confidence: float = 0.95) -> tuple[float, float, int]:
-    """Mean, half-width of the t confidence interval of the mean, and n (NaN half-width when n < 2)."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if n == 1:
-        return float(x[0]), math.nan, 1
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
-    return float(x.mean()), float(half), n
-
-
 def level_sort_key(value: Any) -> tuple[int, Any]:
     """Sorts None first, then numbers and intervals by value, then strings."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -334,20 +392,16 @@ def param_levels(trials: pd.DataFrame, param: str, max_levels: int = 12) -> pd.S
 
 
 def summarize(trials: pd.DataFrame, by: str, metrics: list[str], confidence: float = 0.95) -> pd.DataFrame:
-    """Per group of ``by``: n and, per metric, ``<m>_mean`` and ``<m>_ci`` over finished trials."""
-    done = trials[trials["status"] == "FINISHED"]
+    """Per group of ``by``: n and, per metric, ``<m>_mean`` and ``<m>_ci`` over the ranked trials."""
+    done = trials[trials["ranked"]]
     metrics = [m for m in metrics if m in done.columns]
     # Group on the displayed label so None/NaN and mixed-type values form one group each.
     groups = done.groupby(done[by].map(format_value), sort=False)
     first_rows = {label: done[by].iloc[idx[0]] for label, idx in groups.indices.items()}
     out = pd.DataFrame({by: pd.Series(first_rows, dtype=object), "n": groups.size()})
     for m in metrics:
-        mean, std, count = groups[m].mean(), groups[m].std(ddof=1), groups[m].count()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            quantile = stats.t.ppf(0.5 + confidence / 2, (count - 1).clip(lower=1).to_numpy())
-            half = quantile * std.to_numpy() / np.sqrt(count.to_numpy())
-        out[f"{m}_mean"] = mean
-        out[f"{m}_ci"] = np.where(count.to_numpy() >= 2, half, np.nan)
+        out[f"{m}_mean"] = groups[m].mean()
+        out[f"{m}_ci"] = rs.t_half_width(groups[m].std(ddof=1), groups[m].count(), confidence)
     out = out.reset_index(drop=True)
     order = sorted(range(len(out)), key=lambda i: level_sort_key(out[by].iloc[i]))
     return out.iloc[order].reset_index(drop=True)
@@ -361,22 +415,66 @@ def parameter_table(
     return summarize(leveled, param, metrics)
 
 
-def leaderboard(trials: pd.DataFrame, info: SweepInfo, metrics: list[str]) -> pd.DataFrame:
-    """Configurations (swept values, seeds pooled) ranked by the sweep's metric; all-failed ones last."""
+def blocked_comparison(
+    trials: pd.DataFrame, by: pd.Series, metric: str, goal: str, alpha: float = ALPHA
+) -> rs.BestComparison | None:
+    """:func:`orchestrator.report_stats.compare_with_best` over the ranked trials: groups labelled by
+    :func:`format_value` of ``by``, seeds as blocks. None when the metric is missing or < 2 groups have it."""
+    if metric not in trials.columns:
+        return None
+    ranked = trials["ranked"].to_numpy(dtype=bool)
+    groups = by[ranked].map(format_value)
+    return rs.compare_with_best(trials.loc[ranked, metric], groups, trials.loc[ranked, "seed"], goal, alpha)
+
+
+def leaderboard(
+    trials: pd.DataFrame, info: SweepInfo, metrics: list[str], alpha: float = ALPHA
+) -> pd.DataFrame:
+    """Configurations (swept values, seeds pooled) ranked by the sweep's metric over the ranked trials.
+
+    Columns: ``rank``, ``config_id``, the swept params, ``n`` (ranked trials), ``<m>_mean`` and ``<m>_ci``
+    (t interval over seeds) per metric, ``trials`` (all), ``failed``, ``stopped_early``, ``legacy_apart``
+    (completed on the legacy test split while the ranking is on validation), ``collapsed``,
+    ``seeds`` (``n/trials``, e.g. ``2/3``), ``ci_from_2_seeds``, then the comparison with the best
+    (:func:`blocked_comparison`): ``<metric>_seed_adjusted`` (the ranking key: the plain mean when every
+    configuration has every seed), ``diff_vs_best`` (best minus this configuration), ``diff_ci_low``,
+    ``diff_ci_high`` (simultaneous interval), ``p_vs_best_adjusted`` and ``distinguishable_from_best``, all
+    empty on the best row. Configurations without a ranked trial come last.
+    """
     table = summarize(trials, "config_id", metrics)
     firsts = trials.drop_duplicates("config_id").set_index("config_id")
-    counts = trials.groupby("config_id").agg(trials=("run_id", "size"), collapsed=("collapsed", "sum"))
+    flags = trials.assign(
+        failed=trials["outcome"] == "failed", stopped=trials["outcome"] == "stopped early",
+        apart=(trials["outcome"] == "completed") & ~trials["ranked"],
+    )  # fmt: skip
+    counts = flags.groupby("config_id").agg(
+        trials=("run_id", "size"), failed=("failed", "sum"), stopped_early=("stopped", "sum"),
+        legacy_apart=("apart", "sum"), collapsed=("collapsed", "sum"),
+    )  # fmt: skip
     missing = [c for c in counts.index if c not in set(table["config_id"])]
     table = pd.concat([table, pd.DataFrame({"config_id": missing, "n": 0})], ignore_index=True)
     for key in info.swept_params:
         table.insert(table.columns.get_loc("n"), key, [firsts.at[c, key] for c in table["config_id"]])
-    table["trials"] = counts.loc[table["config_id"], "trials"].to_numpy()
-    table["collapsed"] = counts.loc[table["config_id"], "collapsed"].to_numpy().astype(int)
-    sort_col = f"{info.metric}_mean"
-    if sort_col in table.columns:
-        table = table.sort_values(
-            sort_col, ascending=info.goal == "minimize", na_position="last", kind="stable"
-        )
+    for column in counts.columns:
+        table[column] = counts.loc[table["config_id"], column].to_numpy().astype(int)
+    table["seeds"] = [f"{n}/{t}" for n, t in zip(table["n"], table["trials"], strict=True)]
+    table["ci_from_2_seeds"] = table["n"] == 2
+    result = blocked_comparison(trials, trials["config_id"], info.metric, info.goal, alpha)
+    ids = table["config_id"].map(format_value)
+    found = result.table if result is not None else pd.DataFrame(columns=rs.COLUMNS)
+    for column, source in (
+        (f"{info.metric}_seed_adjusted", "adjusted_mean"), ("diff_vs_best", "diff"),
+        ("diff_ci_low", "ci_low"), ("diff_ci_high", "ci_high"), ("p_vs_best_adjusted", "p_adjusted"),
+        ("distinguishable_from_best", "distinguishable"),
+    ):  # fmt: skip
+        table[column] = ids.map(found[source]).to_numpy()
+    if result is not None:
+        position = ids.map({label: i for i, label in enumerate(result.labels)})
+    else:  # no comparison (one configuration, or the metric not logged): plain means decide
+        sort_col = f"{info.metric}_mean"
+        sign = 1 if info.goal == "minimize" else -1
+        position = sign * table[sort_col] if sort_col in table.columns else pd.Series(0, index=table.index)
+    table = table.iloc[np.argsort(position.to_numpy(dtype=float), kind="stable")]
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.reset_index(drop=True)
 
@@ -397,23 +495,14 @@ def metric_spec(key: str) -> MetricSpec:
     return next((s for s in METRIC_SPECS if s.key == key), MetricSpec(key, key, "", 1.0, 4))
 
 
-def _paired(
-    trials: pd.DataFrame, done: pd.Series, groups: pd.Series, best: str, second: str, metric: str
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The two groups' values aligned by seed, when each ran exactly once on the same seeds (>= 2 of them)."""
-    if "seed" not in trials.columns:
-        return None
-    frames = []
-    for label in (best, second):
-        rows = trials.loc[done & (groups == label), ["seed", metric]]
-        if rows["seed"].isna().any() or rows["seed"].duplicated().any():
-            return None
-        frames.append(rows.set_index("seed")[metric])
-    a, b = frames
-    if len(a) < 2 or set(a.index) != set(b.index):
-        return None
-    order = sorted(a.index)
-    return a.loc[order].to_numpy(dtype=float), b.loc[order].to_numpy(dtype=float)
+def _listing(labels: list[str], name: Any, limit: int = 8) -> str:
+    shown = ", ".join(name(g) for g in labels[:limit])
+    return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
+
+
+def format_p(p: float) -> str:
+    """An adjusted p-value as printed; the studentized range's tail under 1e-9 counts as 0, so says so."""
+    return f"{p:.3g}" if p >= 1e-9 else "< 1e-9"
 
 
 def compare_best(
@@ -424,139 +513,157 @@ def compare_best(
     what: str,
     names: dict[str, str] | None = None,
     alpha: float = ALPHA,
+    pooled: tuple[str, ...] = (),
+    count: str = "seeds",
+    power: bool = False,
 ) -> Comparison | None:
-    """t-test of the best group of ``by`` against the runner-up on ``metric`` (finished trials): paired by
-    seed when both groups ran once on each of the same seeds, else Welch's.
+    """The best group of ``by`` against every other on ``metric`` (:func:`blocked_comparison`), in words.
 
     Args:
         trials: Tidy trials frame.
-        by: Group label per trial (aligned with ``trials``), e.g. a parameter's levels or config ids.
-        metric: Metric column; groups are ranked by its mean in the direction of ``goal``.
+        by: Group label per trial (aligned with ``trials``), e.g. config ids or a parameter's levels.
+        metric: Metric column; the best is the top seed-adjusted mean in the direction of ``goal``.
         goal: ``maximize`` or ``minimize``.
         what: How the groups are named in the sentence, e.g. ``"`mask.ratio` ="`` or ``"configuration"``.
         names: Display text per exact group label (see :func:`display_labels`).
-        alpha: Significance level.
+        alpha: Familywise error rate (0.05: simultaneous 95% intervals).
+        pooled: Other swept parameters, whose effects the model leaves in the residual (parameter tables).
+        count: What a group's trials are called: ``seeds`` for configurations, ``trials`` for levels.
+        power: When nothing is distinguishable from the best, add how many seeds per configuration would
+            detect the observed best-minus-runner-up difference
+            (:func:`orchestrator.report_stats.seeds_for_power`).
 
     Returns:
         None when fewer than two groups have a finite metric.
     """
-    if metric not in trials.columns:
+    result = blocked_comparison(trials, by, metric, goal, alpha)
+    if result is None:
         return None
-    done = (trials["status"] == "FINISHED") & np.isfinite(trials[metric])
+    spec, shown = metric_spec(metric), names or {}
+
+    def name(group: str) -> str:  # configuration names hold commas: quoted, so lists of them stay readable
+        text = shown.get(group, group)
+        return f"`{text}`" if count == "seeds" else text
+
+    unit = "points" if spec.unit == "%" else spec.unit
     groups = by.map(format_value)
-    samples = {
-        label: values.to_numpy(dtype=float)
-        for label, values in trials.loc[done, metric].groupby(groups[done])
-    }
-    if len(samples) < 2:
-        return None
-    ranked = sorted(samples, key=lambda k: samples[k].mean(), reverse=goal != "minimize")
-    best, second = ranked[0], ranked[1]
-    a, b = samples[best], samples[second]
-    spec = metric_spec(metric)
-    shown = names or {}
-    value_a, value_b = (format_mean_ci(*t_interval(x)[:2], spec, unit=True) for x in (a, b))
-    desc = (
-        f"Best {what} {shown.get(best, best)} ({spec.name} {value_a}, n={len(a)}) "
-        f"vs runner-up {shown.get(second, second)} ({value_b}, n={len(b)})"
+    total, failed = groups.value_counts(), groups[trials["outcome"] == "failed"].value_counts()
+
+    def scaled(x: float, sign: str = "") -> str:
+        return f"{x * spec.scale:{sign},.{spec.decimals}f}"
+
+    def about(group: str) -> str:
+        rows = trials["ranked"] & (groups == group)
+        mean, half, n = rs.t_interval(trials.loc[rows, metric])
+        text = f"{spec.name} {format_mean_ci(mean, half, spec, unit=True)}{' †' if n == 2 else ''}"
+        text += f", {int(rows.sum())}/{total[group]} {count} complete"
+        if failed.get(group, 0):
+            text += f"; {failed[group]} failed, so its figures are over the survivors and may flatter it"
+        return text
+
+    others, best = result.others, result.best
+    plural = "s" if len(others) != 1 else ""
+    terms = f"{'configuration' if count == 'seeds' else 'level'}{' + seed' if result.blocked else ''}"
+    model = f"`{metric} ~ {terms}` fitted by least squares"
+    if pooled:
+        model += "; " + ", ".join(f"`{p}`" for p in pooled) + " left in the residual"
+    if result.reason is None:
+        model += f"; residual sd {scaled(result.residual_sd)} {unit}, {result.df} degrees of freedom"
+    text = (
+        f"Best {what} {name(best)} ({about(best)}) against the {len(others)} other{plural} by "
+        f"{result.test} ({model}): "
     )
-    p: float | None = None
-    pairs = _paired(trials, done, groups, best, second, metric)
-    test = f"paired t-test over {len(pairs[0])} shared seeds" if pairs is not None else "Welch t-test"
-    if len(a) < 2 or len(b) < 2:
-        verdict = "not distinguishable (fewer than 2 seeds, no test possible)"
+    apart = [g for g in result.labels if not result.table.at[g, "compared"]]
+    if result.reason is not None:
+        text += f"no test: {result.reason}."
     else:
-        with warnings.catch_warnings():  # identical seeds: scipy warns, then returns p = nan (or 0)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if pairs is not None:
-                p = float(stats.ttest_rel(*pairs).pvalue)
-            else:
-                p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-        if not np.isfinite(p):
-            p, verdict = None, "not distinguishable (no variance across seeds: the t-test is undefined)"
-        elif p < alpha:
-            verdict = f"distinguishable ({test}, p = {p:.3g} < {alpha})"
-        else:
-            verdict = (
-                f"not distinguishable ({test}, p = {p:.3g} ≥ {alpha}); "
-                "more seeds would be needed to tell them apart"
+        row = result.table.loc[result.runner_up]
+        runner = (
+            f"runner-up {name(result.runner_up)} ({about(result.runner_up)}): "
+            f"best − runner-up = {scaled(row['diff'], '+')} {unit}, simultaneous "
+            f"{100 * (1 - alpha):g}% interval {scaled(row['ci_low'], '+')} to {scaled(row['ci_high'], '+')}, "
+            f"adjusted p {'' if row['p_adjusted'] < 1e-9 else '= '}{format_p(row['p_adjusted'])}"
+        )
+        found = result.distinguishable_from
+        if len(found) == len(others):
+            text += (
+                f"distinguishable from {'all ' + str(len(others)) if len(others) > 1 else 'it'}; {runner}."
             )
-    return Comparison(best, second, p, verdict.startswith("distinguishable"), f"{desc}: {verdict}.")
+        elif found:
+            rest = [g for g in others if g not in found]
+            text += (
+                f"distinguishable from {len(found)} of {len(others)} ({_listing(found, name)}), not from "
+                f"{_listing(rest, name)}; {runner}."
+            )
+        else:
+            many = f"any of the {len(others)}" if len(others) > 1 else "it"
+            text += f"not distinguishable from {many}; {runner}."
+            if power:
+                text += " " + _power_sentence(row["diff"], result, scaled, unit)
+    if apart:
+        text += f" Not compared (no seed shared with the others): {_listing(apart, name)}."
+    return Comparison(result, text)
+
+
+def _power_sentence(diff: float, result: rs.BestComparison, scaled: Any, unit: str) -> str:
+    seeds = rs.seeds_for_power(
+        diff, result.residual_sd, result.k, result.alpha, POWER, MAX_POWER_SEEDS, result.blocked
+    )
+    df = "(k − 1)(n − 1)" if result.blocked else "k(n − 1)"
+    needed = f"about {seeds}" if seeds is not None else f"more than {MAX_POWER_SEEDS}"
+    return (
+        f"At this residual sd, {needed} seeds per configuration would detect a best − runner-up difference "
+        f"of {scaled(abs(diff))} {unit} with {100 * POWER:g}% power by the same test (a balanced sweep of "
+        f"the same {result.k} configurations; normal approximation with the Tukey critical value at "
+        f"{df} degrees of freedom)."
+    )
 
 
 def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, key: str, by: pd.Series) -> pd.DataFrame:
-    """Per group of ``by`` and epoch: mean, 95% CI half-width and n of metric ``key`` over finished trials."""
-    done = trials["status"] == "FINISHED"
+    """Per group of ``by`` and epoch: mean, 95% CI half-width and n of metric ``key`` over ranked trials
+    (trials stopped early would make the later epochs' means those of the survivors)."""
+    done = trials["ranked"]
     groups = pd.DataFrame({"run_id": trials.loc[done, "run_id"], "group": by[done].map(format_value)})
     rows = history[history["key"] == key].merge(groups, on="run_id")
     if rows.empty:
         return pd.DataFrame(columns=["group", "step", "mean", "ci", "n"])
-    g = rows.groupby(["group", "step"], sort=True)["value"]
-    out = g.agg(mean="mean", std="std", n="count").reset_index()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        quantile = stats.t.ppf(0.975, (out["n"] - 1).clip(lower=1))
-        out["ci"] = np.where(out["n"] >= 2, quantile * out["std"] / np.sqrt(out["n"]), np.nan)
+    out = rows.groupby(["group", "step"], sort=True)["value"].agg(mean="mean", std="std", n="count")
+    out = out.reset_index()
+    out["ci"] = rs.t_half_width(out["std"], out["n"])
     return out.drop(columns="std")
 
 
-def param_importance(trials: pd.DataFrame, params: list[str], metric: str) -> Importance:
-    """fANOVA importances of the swept parameters for ``metric`` via Optuna, on an in-memory study built
-    from the finished trials; falls back to a main-effect variance decomposition if Optuna fails."""
+def param_importance(
+    trials: pd.DataFrame, params: list[str], metric: str, resamples: int = IMPORTANCE_RESAMPLES
+) -> Importance:
+    """fANOVA importances of the swept parameters for ``metric`` via Optuna, over ``resamples`` bootstrap
+    resamples of the ranked trials, each averaged per configuration (mean and 5-95% range; see
+    :func:`orchestrator.report_stats.bootstrap_importance`); a main-effect variance split if Optuna fails.
+    Absent, with the reason, below :data:`MIN_IMPORTANCE_CONFIGS` distinct configurations."""
     if metric not in trials.columns:
         return Importance({}, "none", f"metric {metric} was not logged")
-    done = trials[(trials["status"] == "FINISHED") & np.isfinite(trials[metric])]
+    done = trials[trials["ranked"] & np.isfinite(trials[metric])].reset_index(drop=True)
+    configs = done["config_id"].nunique()
+    if configs < MIN_IMPORTANCE_CONFIGS:
+        return Importance(
+            {}, "none", f"fewer than {MIN_IMPORTANCE_CONFIGS} configurations ({configs}): "
+            "importance would not mean anything",
+        )  # fmt: skip
     usable = [p for p in params if done[p].map(format_value).nunique() > 1]
-    if len(done) < 3 or not usable:
-        return Importance({}, "none", f"too few finished trials or varying parameters ({len(done)} trials)")
-    try:
-        return Importance(_optuna_importance(done, usable, metric), "Optuna fANOVA")
-    except Exception as exc:  # report the failure and fall back rather than lose the whole report
-        note = f"Optuna's fANOVA failed ({type(exc).__name__}: {exc}); showing a main-effect variance split"
-        return Importance(_main_effect_shares(done, usable, metric), "main-effect variance share", note)
-
-
-def _optuna_importance(done: pd.DataFrame, params: list[str], metric: str) -> dict[str, float]:
-    import optuna  # imported late: optuna is slow to import and only multi-parameter sweeps need it
-
-    distributions: dict[str, optuna.distributions.BaseDistribution] = {}
-    columns: dict[str, list[Any]] = {}
-    for p in params:
-        values = [None if isinstance(v, float) and math.isnan(v) else v for v in done[p]]
-        numbers = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
-        if numbers and all(float(v).is_integer() and isinstance(v, (int, np.integer)) for v in values):
-            distributions[p] = optuna.distributions.IntDistribution(int(min(values)), int(max(values)))
-            columns[p] = [int(v) for v in values]
-        elif numbers:
-            distributions[p] = optuna.distributions.FloatDistribution(float(min(values)), float(max(values)))
-            columns[p] = [float(v) for v in values]
-        else:  # categorical: strings keep mixed types such as None and numbers comparable
-            columns[p] = [format_value(v) for v in values]
-            distributions[p] = optuna.distributions.CategoricalDistribution(sorted(set(columns[p])))
-    frozen = [
-        optuna.trial.create_trial(
-            value=float(value), params={p: columns[p][i] for p in params}, distributions=distributions
-        )
-        for i, value in enumerate(done[metric])
-    ]
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # create_study logs one INFO line per study
-    try:
-        study = optuna.create_study()
-        study.add_trials(frozen)
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        result = optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    return {k: float(v) for k, v in result.items()}
-
-
-def _main_effect_shares(done: pd.DataFrame, params: list[str], metric: str) -> dict[str, float]:
-    """Between-group variance of each parameter's marginal means, normalized to sum 1."""
-    y = done[metric].to_numpy(dtype=float)
-    total = float(((y - y.mean()) ** 2).sum())
-    effects = {}
-    for p in params:
-        g = done.groupby(done[p].map(format_value))[metric]
-        effects[p] = float((g.count() * (g.mean() - y.mean()) ** 2).sum()) / total if total > 0 else 0.0
-    norm = sum(effects.values()) or 1.0
-    return dict(sorted(((k, v / norm) for k, v in effects.items()), key=lambda kv: -kv[1]))
+    if not usable:
+        return Importance({}, "none", "no swept parameter varies across the ranked trials")
+    # Numbers stay numbers (ordered, fANOVA splits them); anything else becomes its display text, so mixed
+    # values such as None and 3000 are one categorical.
+    numeric = {
+        p: pd.api.types.is_numeric_dtype(done[p]) and not pd.api.types.is_bool_dtype(done[p]) for p in usable
+    }
+    x = pd.DataFrame({p: done[p] if numeric[p] else done[p].map(format_value) for p in usable})
+    fits, method, note = rs.bootstrap_importance(
+        x, done[metric], done["config_id"], resamples, IMPORTANCE_TREES
+    )
+    mean = fits.mean().sort_values(ascending=False)
+    low, high = fits.quantile(0.05), fits.quantile(0.95)
+    return Importance(
+        {p: float(mean[p]) for p in mean.index}, method, note,
+        {p: float(low[p]) for p in mean.index}, {p: float(high[p]) for p in mean.index}, len(fits),
+    )  # fmt: skip

@@ -161,14 +161,21 @@ def plot_parallel(board: pd.DataFrame, params: Sequence[str], metric: str, path:
 
 
 def plot_importance(importance: Importance, metric: str, path: Path) -> Path:
-    """Horizontal bars of normalized parameter importances."""
+    """Horizontal bars of normalized parameter importances, with their 5-95% bootstrap range when known."""
     names = list(importance.values)[::-1]
     fig = Figure(figsize=(5.5, 0.5 * len(names) + 1.2), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
-    ax.barh(names, [importance.values[n] for n in names], color="C0")
+    values = np.array([importance.values[n] for n in names])
+    spread = None
+    if importance.low and importance.high:
+        low = np.array([importance.low[n] for n in names])
+        high = np.array([importance.high[n] for n in names])
+        spread = np.clip(np.stack([values - low, high - values]), 0.0, None)  # the mean may sit outside
+    ax.barh(names, values, xerr=spread, capsize=3, color="C0", ecolor="black")
     ax.set_xlim(0, 1)
     ax.set_xlabel("importance (fraction, sums to 1)")
-    ax.set_title(f"Parameter importance for {metric} ({importance.method})", fontsize=10)
+    spread_note = f", 5-95% of {importance.resamples} resamples" if spread is not None else ""
+    ax.set_title(f"Parameter importance for {metric} ({importance.method}{spread_note})", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 

@@ -15,6 +15,7 @@ from scipy import stats
 
 from orchestrator import report
 from orchestrator import report_data as rd
+from orchestrator import report_stats as rs
 
 T0 = pd.Timestamp("2026-11-27 10:00", tz="UTC")
 
@@ -22,7 +23,10 @@ T0 = pd.Timestamp("2026-11-27 10:00", tz="UTC")
 def make_runs(
     trials: list[dict[str, Any]], swept: list[str], metric: str = "probe_acc", goal: str = "maximize"
 ) -> pd.DataFrame:
-    """A search_runs-like frame: a parent run and one child per dict (params as strings, like MLflow)."""
+    """A search_runs-like frame: a parent run and one child per dict (params as strings, like MLflow).
+
+    Trials carry ``jepa.metrics_version`` = "2" (validation-split metrics) unless the dict says
+    ``"metrics_version": None``; ``"stopped": True`` tags an ASHA stop."""
     rows: list[dict[str, Any]] = [
         {
             "run_id": "p0",
@@ -50,6 +54,8 @@ def make_runs(
             "tags.jepa.seed": str(t.get("seed", 0)),
             "tags.jepa.collapsed": "true" if t.get("collapsed") else None,
             "tags.jepa.failure_reason": t.get("reason"),
+            "tags.jepa.stopped_early": "true" if t.get("stopped") else None,
+            "tags.jepa.metrics_version": t.get("metrics_version", "2"),
         }
         row.update({f"params.{k}": str(v) for k, v in t["params"].items()})
         row.update({f"metrics.{k}": v for k, v in t.get("metrics", {}).items()})
@@ -159,8 +165,8 @@ def test_parameter_table__mean_and_t_interval_per_value() -> None:
 
 
 def test_t_interval__single_value_has_no_interval() -> None:
-    assert rd.t_interval([0.5]) == (0.5, pytest.approx(float("nan"), nan_ok=True), 1)
-    assert rd.t_interval([np.nan, 0.5, 0.7])[2] == 2
+    assert rs.t_interval([0.5]) == (0.5, pytest.approx(float("nan"), nan_ok=True), 1)
+    assert rs.t_interval([np.nan, 0.5, 0.7])[2] == 2
 
 
 def test_summarize__failed_trials_excluded() -> None:
@@ -173,55 +179,81 @@ def test_summarize__failed_trials_excluded() -> None:
     assert table["n"].tolist() == [2] and table["probe_acc_mean"].iloc[0] == pytest.approx(0.81)
 
 
-def _compare(values: dict[float, list[float]], goal: str = "maximize") -> rd.Comparison | None:
-    runs = make_runs(ema_trials(values), ["ema.momentum_start"], goal=goal)
+def _compare(
+    values: dict[float, list[float]],
+    goal: str = "maximize",
+    failed: tuple[int, ...] = (),
+    power: bool = False,
+) -> rd.Comparison | None:
+    trials_in = ema_trials(values)
+    for i in failed:
+        trials_in[i]["status"] = "FAILED"
+    runs = make_runs(trials_in, ["ema.momentum_start"], goal=goal)
     trials = rd.trials_frame(runs, rd.sweep_info(runs))
-    return rd.compare_best(trials, trials["ema.momentum_start"], "probe_acc", goal, "`ema.momentum_start` =")
+    by, what = trials["ema.momentum_start"], "`ema.momentum_start` ="
+    return rd.compare_best(trials, by, "probe_acc", goal, what, power=power)
+
+
+TUKEY = "seed-blocked two-way ANOVA, Tukey studentized range, simultaneous 95%"
 
 
 def test_compare_best__distinguishable_for_separated_seeds() -> None:
     verdict = _compare({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.82], 0.999: [0.5, 0.5, 0.51]})
-    assert verdict is not None and verdict.distinguishable and verdict.p_value < 0.05
+    assert verdict is not None and verdict.distinguishable
     assert (verdict.best, verdict.runner_up) == ("0.996", "0.99")
-    assert ": distinguishable (paired t-test over 3 shared seeds, p = " in verdict.sentence
+    assert verdict.result.table.at["0.99", "p_adjusted"] < 0.05
+    assert (
+        f"by {TUKEY}" in verdict.sentence and ": distinguishable from all 2; runner-up " in verdict.sentence
+    )
 
 
 def test_compare_best__not_distinguishable_for_overlapping_seeds() -> None:
-    verdict = _compare({0.99: [0.70, 0.80, 0.75], 0.996: [0.72, 0.81, 0.74]})
-    assert verdict is not None and not verdict.distinguishable and verdict.p_value >= 0.05
-    assert "not distinguishable (paired t-test over 3 shared seeds, p = " in verdict.sentence
+    verdict = _compare({0.99: [0.70, 0.80, 0.75], 0.996: [0.72, 0.81, 0.74]}, power=True)
+    assert verdict is not None and not verdict.distinguishable
+    assert verdict.result.table.at["0.99", "p_adjusted"] >= 0.05
+    assert (
+        f"by {TUKEY}" in verdict.sentence and ": not distinguishable from it; runner-up " in verdict.sentence
+    )
+    assert (
+        "seeds per configuration would detect a best − runner-up difference of 0.67 points"
+        in verdict.sentence
+    )
 
 
-def test_compare_best__pairing_by_seed_sees_a_consistent_gain_welch_misses() -> None:
-    """Seeds differ a lot from one another, and 0.996 beats 0.99 on every one of them by 1.5-3 points."""
+def test_compare_best__blocking_by_seed_sees_a_consistent_gain_welch_misses() -> None:
+    """Seeds differ a lot from one another, and 0.996 beats 0.99 on every one of them by 1.5-3 points. With
+    two groups the blocked Tukey test is the paired t-test; the unpaired test on the same numbers says
+    nothing."""
     a, b = [0.62, 0.715, 0.83], [0.60, 0.70, 0.80]
     verdict = _compare({0.996: a, 0.99: b})
     assert verdict is not None and verdict.best == "0.996" and verdict.distinguishable
-    assert verdict.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue)
-    assert stats.ttest_ind(a, b, equal_var=False).pvalue > 0.5  # unpaired, the same numbers say nothing
-
-
-def test_compare_best__falls_back_to_welch_when_seeds_differ() -> None:
-    trials_in = ema_trials({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.82]})
-    trials_in[0]["status"] = "FAILED"  # 0.99 lost seed 0
-    runs = make_runs(trials_in, ["ema.momentum_start"])
-    trials = rd.trials_frame(runs, rd.sweep_info(runs))
-    verdict = rd.compare_best(trials, trials["ema.momentum_start"], "probe_acc", "maximize", "`ema` =")
-    assert verdict is not None and "(Welch t-test, p = " in verdict.sentence
-    assert verdict.p_value == pytest.approx(
-        stats.ttest_ind([0.80, 0.81, 0.82], [0.71, 0.72], equal_var=False).pvalue
+    assert verdict.result.table.at["0.99", "p_adjusted"] == pytest.approx(
+        stats.ttest_rel(a, b).pvalue, rel=1e-5
     )
+    assert stats.ttest_ind(a, b, equal_var=False).pvalue > 0.5
+
+
+def test_compare_best__failed_seed_leaves_the_shared_seeds_and_is_flagged() -> None:
+    """0.99 lost seed 0: the difference is estimated from the seeds both finished (with two groups, the paired
+    t-test over seeds 1 and 2), and the sentence says the runner-up's figures are over survivors."""
+    verdict = _compare({0.99: [0.70, 0.71, 0.73], 0.996: [0.80, 0.81, 0.82]}, failed=(0,))
+    assert verdict is not None and verdict.runner_up == "0.99"
+    assert verdict.result.table.at["0.99", "p_adjusted"] == pytest.approx(
+        stats.ttest_rel([0.81, 0.82], [0.71, 0.73]).pvalue, rel=1e-5
+    )
+    assert "2/3 seeds complete; 1 failed, so its figures are over the survivors" in verdict.sentence
 
 
 def test_compare_best__one_seed_is_not_distinguishable() -> None:
     verdict = _compare({0.99: [0.5], 0.996: [0.9]})
-    assert verdict is not None and not verdict.distinguishable and verdict.p_value is None
-    assert "fewer than 2 seeds" in verdict.sentence
+    assert verdict is not None and not verdict.distinguishable
+    assert "no test: no residual degrees of freedom" in verdict.sentence
 
 
 def test_compare_best__minimize_picks_lowest() -> None:
     verdict = _compare({0.99: [0.1, 0.11], 0.996: [0.5, 0.52]}, goal="minimize")
     assert verdict is not None and verdict.best == "0.99"
+    assert verdict.result.table.at["0.996", "diff"] == pytest.approx(-0.405)  # best minus other
 
 
 def test_leaderboard__ranks_configs_and_keeps_all_failed_last() -> None:
@@ -233,7 +265,57 @@ def test_leaderboard__ranks_configs_and_keeps_all_failed_last() -> None:
     assert board["ema.momentum_start"].tolist() == [0.996, 0.99, 0.999]
     assert board["rank"].tolist() == [1, 2, 3]
     assert board["n"].tolist() == [2, 2, 0] and board["trials"].tolist() == [2, 2, 1]
+    assert board["seeds"].tolist() == ["2/2", "2/2", "0/1"] and board["failed"].tolist() == [0, 0, 1]
     assert np.isnan(board["probe_acc_mean"].iloc[2])
+
+
+CONTRACT = ["seeds", "diff_vs_best", "diff_ci_low", "diff_ci_high", "p_vs_best_adjusted"]
+
+
+def _board(trials_in: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs = make_runs(trials_in, ["ema.momentum_start"])
+    info = rd.sweep_info(runs)
+    trials = rd.trials_frame(runs, info)
+    return rd.leaderboard(trials, info, ["probe_acc"]), trials
+
+
+def test_leaderboard__contract_columns_empty_on_the_best_row() -> None:
+    board, trials = _board(
+        ema_trials({0.99: [0.70, 0.72, 0.71], 0.996: [0.80, 0.83, 0.81], 0.999: [0.5, 0.6, 0.4]})
+    )
+    assert set(CONTRACT) <= set(board.columns) and "probe_acc_mean" in board and "probe_acc_ci" in board
+    assert board[CONTRACT[1:]].iloc[0].isna().all() and pd.isna(board["distinguishable_from_best"].iloc[0])
+    assert board[CONTRACT[1:]].iloc[1:].notna().all().all()
+    # The leaderboard's figures are the report's one comparison, not a second computation.
+    ranked = trials[trials["ranked"]]
+    direct = rs.compare_with_best(ranked["probe_acc"], ranked["config_id"], ranked["seed"]).table
+    for row in board.itertuples():
+        if row.rank > 1:
+            assert row.diff_vs_best == direct.at[row.config_id, "diff"]
+            assert row.p_vs_best_adjusted == direct.at[row.config_id, "p_adjusted"]
+            assert row.diff_ci_low < row.diff_vs_best < row.diff_ci_high
+
+
+def test_leaderboard__failed_seed_shows_2_of_3() -> None:
+    trials_in = ema_trials({0.99: [0.70, 0.72, 0.71], 0.996: [0.80, 0.83, 0.81]})
+    trials_in[4].update(status="FAILED", reason="DivergenceError: loss diverged (nan) at epoch 2")
+    board, _ = _board(trials_in)
+    assert board.set_index("ema.momentum_start").loc[0.996, ["seeds", "failed"]].tolist() == ["2/3", 1]
+    assert board.set_index("ema.momentum_start").at[0.99, "seeds"] == "3/3"
+
+
+def test_leaderboard__early_stopped_trials_are_not_in_the_means() -> None:
+    trials_in = ema_trials({0.99: [0.70, 0.72], 0.996: [0.80, 0.82]})
+    trials_in.append(
+        {"params": {"ema.momentum_start": 0.99, "train.seed": 2}, "seed": 2, "metrics": {"probe_acc": 0.1},
+         "stopped": True}
+    )  # fmt: skip
+    board, trials = _board(trials_in)
+    row = board.set_index("ema.momentum_start").loc[0.99]
+    assert (
+        row["probe_acc_mean"] == pytest.approx(0.71) and row["seeds"] == "2/3" and row["stopped_early"] == 1
+    )
+    assert trials["outcome"].tolist()[-1] == "stopped early" and not trials["ranked"].iloc[-1]
 
 
 def test_param_levels__many_sampled_values_are_binned() -> None:
@@ -265,7 +347,7 @@ def test_learning_curves__mean_and_band_over_seeds() -> None:
     assert curves["ci"].iloc[1] == 0.0
 
 
-def _two_param_trials() -> pd.DataFrame:
+def _two_param_trials(ratios: tuple[float, ...] = (0.2, 0.4, 0.6)) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     trials_in = [
         {
@@ -273,7 +355,7 @@ def _two_param_trials() -> pd.DataFrame:
             "seed": seed,
             "metrics": {"probe_acc": 0.5 + ratio + 0.001 * depth + rng.normal(0, 0.005)},
         }
-        for ratio in (0.2, 0.4, 0.6)
+        for ratio in ratios
         for depth in (1, 2, 3)
         for seed in range(3)
     ]
@@ -281,19 +363,35 @@ def _two_param_trials() -> pd.DataFrame:
     return rd.trials_frame(runs, rd.sweep_info(runs))
 
 
-def test_param_importance__fanova_finds_the_driving_param() -> None:
-    importance = rd.param_importance(_two_param_trials(), ["mask.ratio", "predictor.depth"], "probe_acc")
+TWELVE = (0.2, 0.4, 0.6, 0.8)  # x 3 depths: 12 configurations, enough for an importance
+
+
+def test_param_importance__fanova_finds_the_driving_param_with_its_spread() -> None:
+    trials = _two_param_trials(TWELVE)
+    importance = rd.param_importance(trials, ["mask.ratio", "predictor.depth"], "probe_acc")
     assert importance.method == "Optuna fANOVA" and importance.note is None
     assert importance.values["mask.ratio"] > 0.8 > importance.values["predictor.depth"]
     assert sum(importance.values.values()) == pytest.approx(1.0)
+    assert importance.resamples == rd.IMPORTANCE_RESAMPLES == 20
+    for p in importance.values:
+        assert 0.0 <= importance.low[p] <= importance.high[p] <= 1.0
+    assert importance.low["mask.ratio"] > importance.high["predictor.depth"]
+
+
+def test_param_importance__absent_below_10_configurations_with_reason() -> None:
+    importance = rd.param_importance(_two_param_trials(), ["mask.ratio", "predictor.depth"], "probe_acc")
+    assert importance.values == {} and importance.method == "none"
+    assert importance.note == "fewer than 10 configurations (9): importance would not mean anything"
 
 
 def test_param_importance__falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: Any) -> dict[str, float]:
         raise RuntimeError("no sklearn")
 
-    monkeypatch.setattr(rd, "_optuna_importance", broken)
-    importance = rd.param_importance(_two_param_trials(), ["mask.ratio", "predictor.depth"], "probe_acc")
+    monkeypatch.setattr(rs, "fanova_importance", broken)
+    importance = rd.param_importance(
+        _two_param_trials(TWELVE), ["mask.ratio", "predictor.depth"], "probe_acc"
+    )
     assert "failed (RuntimeError: no sklearn)" in importance.note
     assert max(importance.values, key=importance.values.get) == "mask.ratio"
 
@@ -311,8 +409,9 @@ def test_doc__markdown_and_html_from_the_same_blocks(tmp_path: Path) -> None:
     assert "<code>a|b</code>" in page and "&lt;b&gt;" in page and "data:image/png;base64," in page
 
 
-def test_build_report_from_frames__multi_param_sections(tmp_path: Path) -> None:
-    trials = _two_param_trials()
+@pytest.mark.parametrize("ratios", [(0.2, 0.4, 0.6), TWELVE], ids=["9 configs", "12 configs"])
+def test_build_report_from_frames__multi_param_sections(tmp_path: Path, ratios: tuple[float, ...]) -> None:
+    trials = _two_param_trials(ratios)
     columns = ["mask.ratio", "predictor.depth", "seed", "probe_acc"]
     runs = make_runs(
         [
@@ -325,9 +424,114 @@ def test_build_report_from_frames__multi_param_sections(tmp_path: Path) -> None:
     out = report.build_report_from_frames(runs, None, tmp_path)
     md = (out / "report.md").read_text()
     assert out.parent == tmp_path / "fixture" and (out / "parallel_coordinates.png").is_file()
-    assert "Parameter importance" in md and "## Parameter `predictor.depth`" in md
+    assert "## Parameter `predictor.depth`" in md and "`mask.ratio` left in the residual" in md
     assert "No per-epoch metric history" in md
-    assert len(pd.read_csv(out / "leaderboard.csv")) == 9
+    configs = 3 * len(ratios)
+    assert len(pd.read_csv(out / "leaderboard.csv")) == configs
+    if configs < 10:
+        assert "Parameter importance: absent — fewer than 10 configurations (9)" in md
+        assert not (out / "param_importance.png").exists()
+    else:
+        assert "| parameter | importance (mean) | 5–95% of resamples |" in md
+        assert "the mean over 20 bootstrap resamples" in md and (out / "param_importance.png").is_file()
+
+
+def _report(tmp_path: Path, trials_in: list[dict[str, Any]], history: pd.DataFrame | None = None) -> str:
+    out = report.build_report_from_frames(make_runs(trials_in, ["ema.momentum_start"]), history, tmp_path)
+    return (out / "report.md").read_text()
+
+
+def _section(md: str, heading: str) -> str:
+    start = md.index(heading)
+    end = md.find("\n## ", start + len(heading))
+    return md[start : end if end != -1 else len(md)]
+
+
+def test_build_report__failed_seed_counts_against_its_configuration(tmp_path: Path) -> None:
+    trials_in = ema_trials({0.99: [0.70, 0.72, 0.71], 0.996: [0.80, 0.83, 0.81]})
+    trials_in[5].update(
+        status="FAILED", reason="Traceback...\nDivergenceError: loss diverged (nan) at epoch 2"
+    )
+    del trials_in[5]["metrics"]
+    md = _report(tmp_path, trials_in)
+    board = _section(md, "## Leaderboard")
+    assert "| 1 ⚠ | 0.996 | 2/3 |" in board and "| 1 of 3 seeds failed |" in board
+    assert "1 failed, so its figures are over the survivors and may flatter it" in board
+    failed = _section(md, "## Failed and collapsed trials")
+    assert "ema.momentum_start=0.996 | 2 | FAILED" in failed and "DivergenceError: loss diverged" in failed
+    assert "t-test" not in md and "Welch" not in md
+
+
+def test_build_report__early_stopped_trials_listed_apart_with_their_epoch(tmp_path: Path) -> None:
+    trials_in = ema_trials({0.99: [0.70, 0.72], 0.996: [0.80, 0.82]})
+    for t in trials_in:
+        t["params"]["train.epochs"] = 10
+    trials_in.append(
+        {"params": {"ema.momentum_start": 0.99, "train.seed": 2, "train.epochs": 10}, "seed": 2,
+         "metrics": {"probe_acc": 0.1}, "stopped": True}
+    )  # fmt: skip
+    history = pd.DataFrame(
+        {"run_id": [f"r{i}" for i in range(5) for _ in range(3)], "key": ["probe_acc"] * 15,
+         "step": [1, 2, 3] * 5, "value": [0.1, 0.2, 0.3] * 5}
+    )  # fmt: skip
+    history = history[~((history["run_id"] == "r4") & (history["step"] == 3))]
+    md = _report(tmp_path, trials_in, history)
+    assert "| 1 | 0.996 | 2/2 | 81.00 ± 12.71 † |" in md and "| 2 | 0.99 | 2/3 | 71.00 ± 12.71 † |" in md
+    stopped = _section(md, "## Trials stopped early by the scheduler")
+    assert "| r4 | ema.momentum_start=0.99 | 2 | 2 of 10 | 10.00 |" in stopped
+
+
+def test_build_report__two_seed_intervals_are_marked(tmp_path: Path) -> None:
+    md = _report(tmp_path, ema_trials({0.99: [0.70, 0.72], 0.996: [0.80, 0.83]}))
+    board = _section(md, "## Leaderboard")
+    assert "81.50 ± 19.06 †" in board and report.TWO_SEED_NOTE in board
+    assert "12.7 standard errors either side of the mean" in report.TWO_SEED_NOTE
+    assert bool(pd.read_csv(next(tmp_path.glob("*/*/leaderboard.csv")))["ci_from_2_seeds"].all())
+
+
+def test_build_report__nothing_distinguishable_estimates_the_seeds_needed(tmp_path: Path) -> None:
+    md = _report(tmp_path, ema_trials({0.99: [0.70, 0.80, 0.75], 0.996: [0.72, 0.81, 0.74]}))
+    board = _section(md, "## Leaderboard")
+    assert "not distinguishable from it" in board
+    assert (
+        "seeds per configuration would detect a best − runner-up difference of 0.67 points with 80% power"
+        in board
+    )
+    assert "normal approximation with the Tukey critical value" in board
+
+
+def test_build_report__test_figures_beside_and_never_used_to_choose(tmp_path: Path) -> None:
+    trials_in = ema_trials({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.83]})
+    for t in trials_in:  # on the test split 0.99 looks better: the ranking must not care
+        t["metrics"]["test_probe_acc"] = 1.5 - t["metrics"]["probe_acc"]
+    md = _report(tmp_path, trials_in)
+    board = _section(md, "## Leaderboard")
+    assert "| rank | ema.momentum_start | seeds | probe acc (%) | test probe acc (%) |" in board
+    assert board.index("| 1 | 0.996 |") < board.index("| 2 | 0.99 |")
+    assert "`test_probe_acc` (the `test` columns) are scored once on the test split" in board
+    assert "were not used to rank or choose" in board
+
+
+def test_build_report__legacy_runs_are_labelled_test_split(tmp_path: Path) -> None:
+    legacy = ema_trials({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.83]})
+    for t in legacy:
+        t["metrics_version"] = None
+    md = _report(tmp_path / "old", legacy)
+    assert (
+        rd.LEGACY_SPLIT_NOTE
+        == "probe_acc/knn_acc measured on the test split (logged before validation splits)"
+    )
+    assert f"Splits: {rd.LEGACY_SPLIT_NOTE}" in md and "probe acc, test split (%)" in md
+    assert "this ranking chooses on the test split" in md
+
+    mixed = ema_trials({0.99: [0.70, 0.71, 0.72], 0.996: [0.80, 0.81, 0.83]})
+    mixed[0]["metrics_version"] = None  # logged before the change, e.g. a resumed sweep
+    mixed[0]["metrics"]["probe_acc"] = 0.99
+    md = _report(tmp_path / "mixed", mixed)
+    assert "1 completed trials have " + rd.LEGACY_SPLIT_NOTE in md
+    assert "| 2 | 0.99 | 2/3 |" in md and "1 logged before validation splits" in md
+    apart = _section(md, "## Trials logged before validation splits")
+    assert "| r0 | ema.momentum_start=0.99 | 0 | 99.00 |" in apart
 
 
 # --------------------------------------------------------------------------------------------- real MLflow
@@ -368,7 +572,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         epochs = 1 if failed else EPOCHS
         metrics = []
         for epoch in range(1, epochs + 1):
-            acc = 0.5 + 0.1 * epoch + (0.05 if momentum == 0.996 else 0.0) + 0.002 * seed
+            # The seed moves both settings alike, plus a small interaction: residual variance to test with.
+            acc = 0.5 + 0.1 * epoch + (0.05 + 0.001 * seed if momentum == 0.996 else 0.0) + 0.002 * seed
             values = {"probe_acc": acc, "knn_acc": acc - 0.02, "rankme": 1.0 if collapsed else 30.0 + epoch,
                       "train_loss": math.nan if failed else 1.0 / epoch,  # NaN: stored as 0 + is_nan
                       "img_per_s": 1000.0 + seed}  # fmt: skip
@@ -393,8 +598,10 @@ def test_build_sweep_report__files_and_content(store: dict[str, Any], tmp_path: 
     assert {"ema_momentum_start_metrics.png", "ema_momentum_start_learning.png"} <= {
         p.name for p in out.iterdir()
     }
-    # 0.996 leads by 0.05 with seeds 0.002 apart; one 0.99 seed failed, so the seeds differ and Welch decides.
-    assert "Best `ema.momentum_start` = 0.996" in md and ": distinguishable (Welch t-test, p = " in md
+    # 0.996 leads by 5 points on every seed; 0.99 lost seed 2, so only seeds 0 and 1 inform the difference.
+    assert "Best `ema.momentum_start` = 0.996" in md and "Best configuration `ema.momentum_start=0.996`" in md
+    assert f"by {TUKEY}" in md and ": distinguishable from it; runner-up " in md
+    assert "| 2 ⚠ | 0.99 | 2/3 |" in md
     logged = {a.path for a in store["client"].list_artifacts(store["parent"], "report")}
     assert "report/report.html" in logged and "report/trials.csv" in logged
 
