@@ -300,7 +300,7 @@ def train_step(
     with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
         if loss_fn is None:
             loss = model.loss(images, masks.context_idx, masks.context_valid, masks.target_idx, loss_kind)
-        else:  # e.g. the reference implementation's step, for benchmarks
+        else:  # e.g. the naive baseline step (jepa_core.naive_step), for benchmarks
             loss = loss_fn(model, images, masks, loss_kind)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -1,22 +1,26 @@
-"""A straightforward I-JEPA training step, kept as the benchmark baseline of the fast path in ``models.py``.
+"""A naive I-JEPA training step written in this project: the benchmark baseline of the fast path.
 
-It follows the structure of the reference implementation of I-JEPA (Assran et al., 2023): mask indices are
-handled per image in Python loops (as the reference collator and ``apply_masks`` do), attention is written
-out as ``softmax(q @ k^T * scale) @ v`` with no fused kernel, and the predictor runs once per target block on
-the context repeated ``K`` times along the batch.
+It implements the paper's step (Assran et al., 2023) the straightforward way: mask indices are handled per
+image in Python loops, attention is written out as ``softmax(q @ k^T * scale) @ v`` with no fused kernel, and
+the predictor runs on the context repeated ``K`` times along the batch, block-major (row ``k * B + b``), each
+block's sequence under full attention. That is the layout of the official code (facebookresearch/ijepa's
+``VisionTransformerPredictor`` and ``apply_masks``), but this module is neither that code nor a copy of it.
+It also differs from it where this project's mask sampler does: each image keeps its own context
+(right-padded, with an explicit key mask) instead of every context being truncated to the batch's shortest.
 
 It reads the very parameter tensors of an :class:`~jepa_core.models.IJepa` instance (encoder, predictor and
-EMA target), so for the same model, batch and masks it computes the same loss and gradients as
-``IJepa.loss``, up to floating-point rounding. The semantics it reproduces are the fast path's:
+EMA target), so for the same model, batch and masks it computes the same loss and gradients as ``IJepa.loss``
+with the paper's predictor (``predictor.one_pass: false``, the default), up to floating-point rounding:
 
-* padded context entries are never attended (here, each image's valid context is gathered by a loop and the
-  batch is right-padded with an explicit key mask; the padded rows never reach the loss);
-* in the predictor, context tokens attend to valid context tokens only, and the mask tokens of block ``k``
-  attend to the valid context and to their own block. With one block per sequence that is "context queries
-  see context keys only; mask tokens see everything valid".
+* padded context entries are never attended (each image's valid context is gathered by a loop and the batch
+  is right-padded with an explicit key mask; the padded rows never reach the loss);
+* in the predictor, the sequence of block ``k`` is ``[valid context; block k's mask tokens]`` under full
+  attention: context tokens attend to valid context tokens and to that block's mask tokens, and mask tokens
+  attend to everything valid in their sequence.
 
-Only the forwards' layout differs from the fast path, so the ratio of the two measures what the layout
-(one predictor pass over all blocks, fused attention, vectorised gathers) buys, not a change of model.
+It does not compute the one-pass variant (``predictor.one_pass: true``), a different model. Only the layout
+differs from the default fast path, so the ratio of the two measures what the layout (packed tokens, fused
+attention, vectorised gathers) buys, not a change of model.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def _check_plain_block(blk: Block) -> None:
     )
     if not plain:
         raise ValueError(
-            "reference step supports plain pre-norm ViT blocks only "
+            "the naive step supports plain pre-norm ViT blocks only "
             "(no layer scale, stochastic depth, qk-norm, gating or attention dropout)"
         )
 
@@ -60,7 +64,7 @@ def _layer_norm(x: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
 
 
 def explicit_attention(x: torch.Tensor, blk: Block, allowed: torch.Tensor | None) -> torch.Tensor:
-    """Multi-head self-attention of one block written out, as in the reference ViT.
+    """Multi-head self-attention of one block written out, with no fused kernel.
 
     Args:
         x: ``(B, L, D)`` normed tokens.
@@ -91,7 +95,7 @@ def explicit_block(x: torch.Tensor, blk: Block, allowed: torch.Tensor | None) ->
 
 
 def per_image_indices(masks: MaskBatch) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-    """Unpacks a :class:`MaskBatch` into per-image index lists, the layout the reference collator emits.
+    """Unpacks a :class:`MaskBatch` into per-image index lists, one tensor per image and block.
 
     Returns:
         ``(contexts, targets)``: ``contexts[b]`` holds image ``b``'s valid context indices (no padding);
@@ -135,7 +139,7 @@ def predict_per_block(
     contexts: list[torch.Tensor],
     targets: list[list[torch.Tensor]],
 ) -> torch.Tensor:
-    """Runs the predictor once per target block on the context repeated ``K`` times along the batch.
+    """The paper's predictor: one full-attention pass per block on the context repeated ``K`` times.
 
     Args:
         predictor: Supplies the weights (embed, mask token, positions, blocks, norm, proj).
@@ -144,7 +148,7 @@ def predict_per_block(
         targets: ``targets[b][k]`` patch indices of image ``b``'s block ``k`` (``T`` each).
 
     Returns:
-        ``(K * B, T, De)`` predictions, block-major (row ``k * B + b``), as the reference lays them out.
+        ``(K * B, T, De)`` predictions, block-major (row ``k * B + b``), as the official code lays them out.
     """
     b, lmax, _ = z.shape
     k = len(targets[0])
@@ -159,19 +163,18 @@ def predict_per_block(
     t = queries.shape[1]
     lengths = torch.tensor([len(c) for c in contexts], device=z.device).repeat(k)
     key_pos = torch.arange(lmax + t, device=z.device)
+    # Only padded context keys are masked: every query, context or mask token, attends to the valid context
+    # and to this block's mask tokens, so the context states of one block's pass depend on that block.
     key_ok = (key_pos[None, :] < lengths[:, None]) | (key_pos[None, :] >= lmax)  # (K*B, L)
-    # Context queries must not see the mask tokens, so a block's predictions never feed back into the context.
-    is_ctx_query = key_pos[:, None] < lmax
-    allowed = key_ok[:, None, :] & ~(is_ctx_query & (key_pos[None, :] >= lmax))[None]
-    allowed = allowed[:, None]  # (K*B, 1, L, L)
+    allowed = key_ok[:, None, None, :]  # (K*B, 1, 1, L)
     for blk in predictor.blocks:
         x = explicit_block(x, blk, allowed)
     out = _layer_norm(x[:, lmax:], predictor.norm)
     return F.linear(out, predictor.proj.weight, predictor.proj.bias)
 
 
-def reference_loss(model: IJepa, images: torch.Tensor, masks: MaskBatch, kind: str = "l2") -> torch.Tensor:
-    """The I-JEPA objective computed the reference way; equals ``IJepa.loss`` on the same inputs.
+def naive_loss(model: IJepa, images: torch.Tensor, masks: MaskBatch, kind: str = "l2") -> torch.Tensor:
+    """The I-JEPA objective computed the naive way; equals ``IJepa.loss`` with the paper's predictor.
 
     Args:
         model: Supplies every weight (context encoder, predictor, EMA target).
@@ -200,7 +203,7 @@ def reference_loss(model: IJepa, images: torch.Tensor, masks: MaskBatch, kind: s
     return F.mse_loss(pred.float(), h.float())
 
 
-# ``jepa_core.train.train_step`` with :func:`reference_loss` in place of ``IJepa.loss``. The optimiser update
+# ``jepa_core.train.train_step`` with :func:`naive_loss` in place of ``IJepa.loss``. The optimiser update
 # (learning rate and decay from the schedules, AdamW, optional clipping, EMA of the target) is the same, so a
 # timing difference between the two steps is the loss computation's alone.
-reference_train_step = functools.partial(train_step, loss_fn=reference_loss)
+naive_train_step = functools.partial(train_step, loss_fn=naive_loss)

@@ -6,12 +6,12 @@ import torch
 from jepa_core.config import build_config
 from jepa_core.masks import BlockMaskSampler, MaskBatch
 from jepa_core.models import IJepa
-from jepa_core.reference_step import (
+from jepa_core.naive_step import (
     encode_context,
+    naive_loss,
+    naive_train_step,
     per_image_indices,
     predict_per_block,
-    reference_loss,
-    reference_train_step,
 )
 from jepa_core.train import param_groups, train_step
 
@@ -33,10 +33,14 @@ TINY = {
 def _model(seed: int = 0) -> IJepa:
     torch.manual_seed(seed)
     model = IJepa(build_config(overrides=[TINY]), in_chans=3)
-    # A target that differs from the context encoder, so mixing the two up cannot go unnoticed.
     with torch.no_grad():
+        # A target that differs from the context encoder, so mixing the two up cannot go unnoticed.
         for p in model.target.parameters():
             p.add_(0.05 * torch.randn_like(p))
+        # At init the predictor's context states barely move (small weights), which would let the one-pass
+        # variant agree with the paper's predictor to float precision; larger weights tell them apart.
+        for p in model.predictor.parameters():
+            p.add_(0.2 * torch.randn_like(p))
     return model
 
 
@@ -46,7 +50,7 @@ def _batch(ragged: bool, batch: int = 5) -> tuple[torch.Tensor, MaskBatch]:
     masks = sampler(batch, gen)
     assert not masks.context_valid.all(), "these seeds give ragged contexts"
     if not ragged:
-        # Truncate every context to the shortest one, as the reference collator does: no padding at all.
+        # Truncate every context to the shortest one, as the official collator does: no padding at all.
         shortest = int(masks.context_counts.min())
         idx = masks.context_idx[:, :shortest]
         masks = MaskBatch(idx, torch.ones_like(idx, dtype=torch.bool), masks.target_idx)
@@ -58,17 +62,33 @@ def _fast_loss(model: IJepa, images: torch.Tensor, masks: MaskBatch, kind: str) 
     return model.loss(images, masks.context_idx, masks.context_valid, masks.target_idx, kind)
 
 
+def test_model__default_predictor_is_the_papers():
+    """The fast path the baseline is compared with is the paper's predictor, not the one-pass variant."""
+    assert not _model().predictor.one_pass
+
+
 @pytest.mark.parametrize("kind", ["l2", "smooth_l1"])
 @pytest.mark.parametrize("ragged", [True, False])
-def test_reference_loss__equals_fast_path(kind, ragged):
+def test_naive_loss__equals_fast_path(kind, ragged):
     model = _model()
     images, masks = _batch(ragged)
     fast = _fast_loss(model, images, masks, kind)
-    ref = reference_loss(model, images, masks, kind)
-    torch.testing.assert_close(ref, fast, rtol=1e-5, atol=0.0)
+    naive = naive_loss(model, images, masks, kind)
+    torch.testing.assert_close(naive, fast, rtol=1e-5, atol=0.0)
 
 
-def test_reference_loss__gradients_equal_fast_path():
+def test_naive_loss__differs_from_the_one_pass_variant():
+    """With two predictor layers the variant is a different model, so agreeing with it would be a bug."""
+    model = _model()
+    images, masks = _batch(ragged=True)
+    model.predictor.one_pass = True
+    with torch.no_grad():
+        variant = float(_fast_loss(model, images, masks, "l2"))
+        naive = float(naive_loss(model, images, masks, "l2"))
+    assert abs(naive - variant) > 5e-4 * naive  # 2e-3 here; the equality tests hold to 1e-5
+
+
+def test_naive_loss__gradients_equal_fast_path():
     model = _model()
     images, masks = _batch(ragged=True)
     params = {
@@ -78,13 +98,13 @@ def test_reference_loss__gradients_equal_fast_path():
         "predictor.fc2": model.predictor.blocks[1].mlp.fc2.weight,
     }
     fast = torch.autograd.grad(_fast_loss(model, images, masks, "l2"), list(params.values()))
-    ref = torch.autograd.grad(reference_loss(model, images, masks, "l2"), list(params.values()))
-    for name, g_fast, g_ref in zip(params, fast, ref, strict=True):
-        torch.testing.assert_close(g_ref, g_fast, rtol=1e-4, atol=1e-7, msg=f"gradient of {name} differs")
+    naive = torch.autograd.grad(naive_loss(model, images, masks, "l2"), list(params.values()))
+    for name, g_fast, g_naive in zip(params, fast, naive, strict=True):
+        torch.testing.assert_close(g_naive, g_fast, rtol=1e-4, atol=1e-7, msg=f"gradient of {name} differs")
 
 
-def test_reference_loss__context_ignores_mask_tokens():
-    """Moving a target block changes only its own predictions, never the context's path."""
+def test_predict_per_block__blocks_are_independent():
+    """Moving a target block changes only its own predictions: each block has its own pass."""
     model = _model()
     images, masks = _batch(ragged=True, batch=2)
     contexts, targets = per_image_indices(masks)
@@ -97,23 +117,23 @@ def test_reference_loss__context_ignores_mask_tokens():
     assert not torch.allclose(changed[:b], base[:b])
 
 
-def test_reference_train_step__matches_train_step():
+def test_naive_train_step__matches_train_step():
     images, masks = _batch(ragged=True)
     losses = []
     models = []
-    for step_fn in (train_step, reference_train_step):
+    for step_fn in (train_step, naive_train_step):
         model = _model()
         opt = torch.optim.AdamW(param_groups(model), lr=1e-3)
         kwargs = {"lr": 1e-3, "wd": 0.04, "momentum": 0.9, "loss_kind": "l2", "amp": None, "grad_clip": 1.0}
         losses.append([float(step_fn(model, opt, images, masks, **kwargs)) for _ in range(2)])
         models.append(model)
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
-    for p_fast, p_ref in zip(models[0].target.parameters(), models[1].target.parameters(), strict=True):
-        torch.testing.assert_close(p_ref, p_fast, rtol=1e-4, atol=1e-6)
+    for p_fast, p_naive in zip(models[0].target.parameters(), models[1].target.parameters(), strict=True):
+        torch.testing.assert_close(p_naive, p_fast, rtol=1e-4, atol=1e-6)
 
 
-def test_reference_loss__rejects_stochastic_depth():
+def test_naive_loss__rejects_stochastic_depth():
     model = IJepa(build_config(overrides=[TINY, {"model.drop_path": 0.1}]), in_chans=3)
     images, masks = _batch(ragged=True)
     with pytest.raises(ValueError, match="plain pre-norm"):
-        reference_loss(model, images, masks)
+        naive_loss(model, images, masks)
