@@ -146,6 +146,32 @@ def packed_block(blk: Block, x: torch.Tensor, packing: Packing) -> torch.Tensor:
     return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
 
 
+def packed_block_tail(blk: Block, x: torch.Tensor, packing: Packing, queries: int) -> torch.Tensor:
+    """:func:`packed_block` for the last ``T`` tokens of every sequence only: ``(N, D)`` -> ``(Q, D)``.
+
+    The predictor's last layer: only the mask tokens' outputs are read, so the context rows there contribute
+    keys and values and nothing else (no query projection, attention row, output projection or MLP). The
+    last ``queries = B * T`` packed rows must be those tokens, sequence-major, at positions ``L - T .. L - 1``
+    of each sequence (the order of :meth:`Packing.per_block`). Equals ``packed_block(...)[-queries:]``.
+    """
+    a = blk.attn
+    b, length = packing.batch, packing.length
+    t, dim = queries // b, x.shape[-1]
+    h = blk.norm1(x)
+    kv = packing.unpack(F.linear(h, a.qkv.weight[dim:], a.qkv.bias[dim:]))  # (B, L, 2D)
+    k, v = kv.view(b, length, 2, a.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, d)
+    q = F.linear(h[-queries:], a.qkv.weight[:dim], a.qkv.bias[:dim])  # (Q, D)
+    q = q.view(b, t, a.num_heads, -1).transpose(1, 2)  # (B, H, T, d)
+    q, k = a.q_norm(q), a.k_norm(k)
+    drop = a.attn_drop.p if a.training else 0.0
+    attended = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=packing.key_ok, dropout_p=drop
+    )  # (B, H, T, d)
+    attended = attended.transpose(1, 2).reshape(queries, dim)  # (Q, D)
+    x = x[-queries:] + blk.drop_path1(blk.ls1(a.proj_drop(a.proj(a.norm(attended)))))
+    return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
+
+
 class JepaEncoder(nn.Module):
     """ViT encoder over patch tokens, optionally restricted to a per-sample subset of patches.
 
@@ -368,9 +394,10 @@ class JepaPredictor(nn.Module):
         # The packed order of Packing.per_block: each context token once per block, then every query.
         x = x.unsqueeze(1).expand(-1, k, -1).reshape(-1, x.shape[-1])  # (Nc*K, Dp)
         x = torch.cat([x, self._queries(target_idx).reshape(b * k * t, -1)])  # (Nc*K + B*K*T, Dp)
-        for blk in self.blocks:
+        for blk in self.blocks[:-1]:
             x = packed_block(blk, x, seqs)
-        out = self.proj(self.norm(x[-b * k * t :]))  # (B*K*T, De)
+        x = packed_block_tail(self.blocks[-1], x, seqs, b * k * t)  # (B*K*T, Dp): the mask tokens only
+        out = self.proj(self.norm(x))  # (B*K*T, De)
         return out.view(b, k, t, -1)
 
     def _one_pass(
