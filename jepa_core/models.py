@@ -127,48 +127,39 @@ def packable(blk: Block) -> bool:
     )
 
 
-def packed_block(blk: Block, x: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """timm ``Block`` forward on packed tokens: ``(N, D)`` -> ``(N, D)``.
+def packed_block(blk: Block, x: torch.Tensor, packing: Packing, tail: int | None = None) -> torch.Tensor:
+    """timm ``Block`` forward on packed tokens: ``(N, D)`` -> ``(N, D)``, or ``(tail, D)`` with ``tail``.
 
     Equals ``blk(padded, attn_mask=packing.key_ok)`` on the valid tokens. Only attention is computed on the
     padded layout (padded queries are computed, then dropped); everything else costs N tokens, not B * L.
+
+    ``tail`` (the predictor's last layer, whose context rows are never read): compute the outputs of the last
+    ``tail = B * T`` packed rows only, which must be the last ``T`` tokens of every sequence, sequence-major
+    (the order of :meth:`Packing.per_block`). The other rows then give keys and values and nothing else (no
+    query projection, attention row, output projection or MLP); the result equals the full block's last
+    ``tail`` rows.
     """
     a = blk.attn
-    qkv = packing.unpack(a.qkv(blk.norm1(x)))  # (B, L, 3D)
-    q, k, v = qkv.view(packing.batch, packing.length, 3, a.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-    q, k = a.q_norm(q), a.k_norm(k)
-    drop = a.attn_drop.p if a.training else 0.0
-    attended = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=packing.key_ok, dropout_p=drop
-    )  # (B, H, L, d)
-    attended = packing.pack(attended.transpose(1, 2).flatten(2))  # (N, D)
-    x = x + blk.drop_path1(blk.ls1(a.proj_drop(a.proj(a.norm(attended)))))
-    return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
-
-
-def packed_block_tail(blk: Block, x: torch.Tensor, packing: Packing, queries: int) -> torch.Tensor:
-    """:func:`packed_block` for the last ``T`` tokens of every sequence only: ``(N, D)`` -> ``(Q, D)``.
-
-    The predictor's last layer: only the mask tokens' outputs are read, so the context rows there contribute
-    keys and values and nothing else (no query projection, attention row, output projection or MLP). The
-    last ``queries = B * T`` packed rows must be those tokens, sequence-major, at positions ``L - T .. L - 1``
-    of each sequence (the order of :meth:`Packing.per_block`). Equals ``packed_block(...)[-queries:]``.
-    """
-    a = blk.attn
-    b, length = packing.batch, packing.length
-    t, dim = queries // b, x.shape[-1]
+    b, length, dim = packing.batch, packing.length, x.shape[-1]
     h = blk.norm1(x)
-    kv = packing.unpack(F.linear(h, a.qkv.weight[dim:], a.qkv.bias[dim:]))  # (B, L, 2D)
-    k, v = kv.view(b, length, 2, a.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, d)
-    q = F.linear(h[-queries:], a.qkv.weight[:dim], a.qkv.bias[:dim])  # (Q, D)
-    q = q.view(b, t, a.num_heads, -1).transpose(1, 2)  # (B, H, T, d)
+    if tail is None:
+        qkv = packing.unpack(a.qkv(h))  # (B, L, 3D)
+        q, k, v = qkv.view(b, length, 3, a.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, d)
+    else:
+        kv = packing.unpack(F.linear(h, a.qkv.weight[dim:], a.qkv.bias[dim:]))  # (B, L, 2D)
+        k, v = kv.view(b, length, 2, a.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, d)
+        q = F.linear(h[-tail:], a.qkv.weight[:dim], a.qkv.bias[:dim])  # (B*T, D)
+        q = q.view(b, tail // b, a.num_heads, -1).transpose(1, 2)  # (B, H, T, d)
+        x = x[-tail:]
     q, k = a.q_norm(q), a.k_norm(k)
     drop = a.attn_drop.p if a.training else 0.0
-    attended = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=packing.key_ok, dropout_p=drop
-    )  # (B, H, T, d)
-    attended = attended.transpose(1, 2).reshape(queries, dim)  # (Q, D)
-    x = x[-queries:] + blk.drop_path1(blk.ls1(a.proj_drop(a.proj(a.norm(attended)))))
+    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.key_ok, dropout_p=drop).transpose(
+        1, 2
+    )  # (B, L or T, H, d)
+    attended = (
+        packing.pack(attended.flatten(2)) if tail is None else attended.reshape(tail, dim)
+    )  # (N|tail, D)
+    x = x + blk.drop_path1(blk.ls1(a.proj_drop(a.proj(a.norm(attended)))))
     return x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))
 
 
@@ -396,7 +387,7 @@ class JepaPredictor(nn.Module):
         x = torch.cat([x, self._queries(target_idx).reshape(b * k * t, -1)])  # (Nc*K + B*K*T, Dp)
         for blk in self.blocks[:-1]:
             x = packed_block(blk, x, seqs)
-        x = packed_block_tail(self.blocks[-1], x, seqs, b * k * t)  # (B*K*T, Dp): the mask tokens only
+        x = packed_block(self.blocks[-1], x, seqs, tail=b * k * t)  # (B*K*T, Dp): the mask tokens only
         out = self.proj(self.norm(x))  # (B*K*T, De)
         return out.view(b, k, t, -1)
 
@@ -412,7 +403,7 @@ class JepaPredictor(nn.Module):
         """
         b, k, t = target_idx.shape
         lc = x.shape[1]
-        queries = self.mask_token + self.pos_embed[target_idx.reshape(b, k * t)]  # (B, K*T, Dp)
+        queries = self._queries(target_idx).reshape(b, k * t, -1)  # (B, K*T, Dp)
         x = torch.cat([x, queries], dim=1)  # (B, Lc+K*T, Dp)
         attn_mask = predictor_attention_mask(context_valid, k, t)
         for blk in self.blocks:
