@@ -45,8 +45,8 @@ def trial_flops(cfg: Config) -> tuple[float, float] | None:
     d, m, p, k = cfg.data, cfg.model, cfg.predictor, cfg.mask
     if d.name not in DATASET_SIZES:
         return None
-    n_train, n_test = DATASET_SIZES[d.name]
-    n_train = min(n_train, d.subset or n_train)
+    n_split, n_test = DATASET_SIZES[d.name]  # the official training split; pretraining may use a subset
+    n_train = min(n_split, d.subset or n_split)
     steps = max(1, n_train // cfg.train.batch_size)
     if cfg.train.steps_per_epoch:
         steps = min(steps, cfg.train.steps_per_epoch)
@@ -62,8 +62,8 @@ def trial_flops(cfg: Config) -> tuple[float, float] | None:
         step_img += 3 * blocks * _encoder_flops(context + targets / blocks, p.embed_dim, p.depth, 4.0)
     train_flops = cfg.train.epochs * steps * cfg.train.batch_size * step_img
     # Each evaluation encodes the probe's training images and the validation split; the test split once.
-    validation = cfg.eval.val_size or default_val_size(DATASET_SIZES[d.name][0])
-    per_eval = min(cfg.eval.train_subset, DATASET_SIZES[d.name][0] - validation) + validation
+    validation = cfg.eval.val_size or default_val_size(n_split)
+    per_eval = min(cfg.eval.train_subset, n_split - validation) + validation
     eval_images = max(1, _evaluations(cfg)) * per_eval + (cfg.eval.test_subset or n_test)
     return train_flops, eval_images * target_enc
 
