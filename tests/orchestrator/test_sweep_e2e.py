@@ -182,13 +182,19 @@ def test_sweep__interrupted_sweep_finishes_with_resume(
             start_new_session=True,
         )
     results = tmp_path / "ray_results"
+
+    def driver_holds_a_second_trial_checkpoint() -> bool:
+        # A worker persists a checkpoint folder before the driver has taken in its result, and a checkpoint
+        # the driver has not registered is not in the state --resume reads. With num_to_keep=1 the driver
+        # deletes checkpoint_000000 when it registers the next one: its absence beside a later one proves
+        # the driver holds a checkpoint of that trial.
+        found = [p.name for p in results.glob("*/run_trial_*_00001_*/checkpoint_*")]
+        return bool(found) and "checkpoint_000000" not in found
+
     try:
-        # Interrupt once the first trial has finished and the second has checkpointed at least one epoch.
-        deadline = time.monotonic() + 180
-        while not (
-            log.read_text().count("finished: ") >= 1
-            and list(results.glob("*/run_trial_*_00001_*/checkpoint_*"))
-        ):
+        # Interrupt once the first trial has finished and the driver holds a checkpoint of the second.
+        deadline = time.monotonic() + 240
+        while not (log.read_text().count("finished: ") >= 1 and driver_holds_a_second_trial_checkpoint()):
             assert driver.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
