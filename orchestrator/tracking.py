@@ -4,7 +4,9 @@ The experiment is the sweep's ``name``. The parent run (``jepa.role=sweep``) car
 trial table; each child run (``jepa.role=trial``, ``mlflow.parentRunId``) is created by its trial, on
 whichever Ray node runs it, and holds the full resolved trainer config as params and the per-epoch metrics
 with ``step=epoch``. Every call goes through an explicit :class:`mlflow.MlflowClient` on a given tracking URI,
-never the process-global fluent state, because Ray workers are shared processes.
+never the process-global fluent state, because Ray workers are shared processes. Every call is retried while
+the store is away or busy, for a bounded time (:mod:`orchestrator.tracking_retry`); a trial's epoch metrics
+are sent from a background outbox, so training goes on while a tracking server restarts.
 
 URI resolution and the printed hints import nothing heavy; mlflow is imported inside the functions that log.
 """
@@ -23,10 +25,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from orchestrator.tracking_retry import MetricOutbox, RetryingClient, TrackingUnavailable, retrying
+
+__all__ = ["TrackingUnavailable"]  # re-exported: callers catch it from here
 
 ROLE, SWEEP, SEED, TRIAL_ID = "jepa.role", "jepa.sweep", "jepa.seed", "jepa.trial_id"
 CONFIG_ID, FAILURE_REASON = "jepa.config_id", "jepa.failure_reason"
@@ -106,10 +109,20 @@ def git_sha() -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
-def client(uri: str) -> MlflowClient:
+def bound_http_retries() -> None:
+    """Makes MLflow's own HTTP retries short (3 attempts over ~3 s) unless the user set them: a longer wait is
+    this module's bounded retry, whose limit the user sets in one place, ``$JEPA_TRACKING_OUTAGE_S``."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+def client(uri: str, bound_s: float | None = None) -> Any:
+    """An :class:`mlflow.MlflowClient` for ``uri`` whose calls are retried through outages (at most
+    ``bound_s`` seconds, default ``$JEPA_TRACKING_OUTAGE_S`` or 300), then raise
+    :class:`TrackingUnavailable`."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return RetryingClient(MlflowClient(tracking_uri=uri), redact_uri(uri), bound_s)
 
 
 def get_or_create_experiment(uri: str, name: str) -> str:
@@ -133,9 +146,11 @@ def start_sweep_run(
     return run.info.run_id
 
 
-def set_run_status(uri: str, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+def set_run_status(
+    uri: str, run_id: str, status: str, tags: dict[str, str] | None = None, bound_s: float | None = None
+) -> None:
     """RUNNING reopens a run (resume, retry); FINISHED, FAILED or KILLED closes it."""
-    c = client(uri)
+    c = client(uri, bound_s)
     for key, value in (tags or {}).items():
         c.set_tag(run_id, key, value)
     if status == "RUNNING":
@@ -151,7 +166,7 @@ def trial_runs(uri: str, experiment_id: str, parent_run_id: str) -> list[Any]:
     )
 
 
-def _trial_run(c: MlflowClient, experiment_id: str, trial_id: str) -> Any:
+def _trial_run(c: Any, experiment_id: str, trial_id: str) -> Any:
     """The child run a Tune trial created, found by its trial id tag, or None."""
     found = c.search_runs([experiment_id], filter_string=f"tags.`{TRIAL_ID}` = '{trial_id}'", max_results=1)
     return found[0] if found else None
@@ -167,6 +182,10 @@ class TrialRun:
     ``final`` is set, and the run left closed, when the run had already ended FINISHED (it completed, or its
     scheduler stopped it): Tune saves its sweep state only every ~10 s, so a driver killed just after a trial
     ended restores that trial as unfinished. It holds the run's last metrics, ``epoch`` = its last epoch.
+
+    Epoch metrics go through a :class:`MetricOutbox`: :meth:`log_epoch` returns at once, and :meth:`pending`
+    (what the store has not confirmed yet) travels with each checkpoint, so a retried trial re-queues it with
+    :meth:`requeue` and no epoch is lost or doubled.
     """
 
     uri: str
@@ -175,6 +194,7 @@ class TrialRun:
     reopened: bool
     final: dict[str, float] | None = None
     _monitor: Any = None
+    _outbox: MetricOutbox | None = None
 
     @classmethod
     def open(
@@ -192,6 +212,9 @@ class TrialRun:
     ) -> TrialRun:
         """Reopens ``run_id`` (from the checkpoint) or the run tagged with this trial id, else creates one;
         a run that already ended FINISHED is returned closed, with ``final`` set."""
+        from mlflow import MlflowClient
+
+        raw = MlflowClient(tracking_uri=uri)
         c = client(uri)
         # Without a run id (a retry that failed before its first checkpoint), the trial id tag finds the run.
         found = c.get_run(run_id) if run_id is not None else _trial_run(c, experiment_id, trial_id)
@@ -207,14 +230,20 @@ class TrialRun:
                 c.delete_tag(run_id, FAILURE_REASON)
             run = cls(uri, run_id, logged, True)
         else:
-            created = c.create_run(
-                experiment_id, run_name=run_name, tags={ROLE: "trial", TRIAL_ID: trial_id, **tags}
-            )
+
+            def find_or_create() -> Any:
+                # Retried as a whole: when a create's answer was lost, the next attempt finds the run it made.
+                return _trial_run(raw, experiment_id, trial_id) or raw.create_run(
+                    experiment_id, run_name=run_name, tags={ROLE: "trial", TRIAL_ID: trial_id, **tags}
+                )
+
+            created = retrying(find_or_create, where=redact_uri(uri))
             run = cls(uri, created.info.run_id, 0, False)
             run._log_params(params)
             c.log_text(run.run_id, config_yaml, "config.yaml")
         if system_metrics:
             run._start_system_metrics()
+        run._outbox = MetricOutbox(raw, run.run_id, redact_uri(uri))
         return run
 
     def _log_params(self, params: dict[str, Any]) -> None:
@@ -237,30 +266,82 @@ class TrialRun:
         self._monitor.start()
 
     def log_epoch(self, epoch: int, metrics: dict[str, Any]) -> bool:
-        """Logs one epoch's numeric metrics at ``step=epoch``; False when that epoch was logged already."""
+        """Queues one epoch's numeric metrics at ``step=epoch``; False when that epoch was logged already.
+
+        Raises :class:`TrackingUnavailable` once the store has been away longer than the outage bound.
+        """
         if epoch <= self.logged_epochs and epoch > 0:
             return False
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000)  # when the epoch ended, whenever the store takes it
         batch = [
             Metric(k, float(v), now, epoch)
             for k, v in metrics.items()
             if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
         ]
-        client(self.uri).log_batch(self.run_id, metrics=batch)
-        self.logged_epochs = max(self.logged_epochs, epoch)
+        self._queue(epoch, batch)
         return True
 
-    def detach(self) -> None:
-        """Stops logging from this process and leaves the run's status to the sweep driver."""
+    def _queue(self, epoch: int, batch: list[Any]) -> None:
+        if self._outbox is None:  # a run returned closed (``final``) logs nothing more
+            raise RuntimeError(f"run {self.run_id} is closed")
+        self._outbox.put(epoch, batch)
+        self.logged_epochs = max(self.logged_epochs, epoch)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The queued epochs the store has not confirmed, as plain data (JSON) for a checkpoint."""
+        if self._outbox is None:
+            return []
+        return [
+            {"epoch": epoch, "metrics": [[m.key, m.value, m.timestamp] for m in batch]}
+            for epoch, batch in self._outbox.pending()
+        ]
+
+    def requeue(self, pending: list[dict[str, Any]]) -> int:
+        """Queues a checkpoint's unconfirmed epochs that the store does not hold; returns how many."""
+        from mlflow.entities import Metric
+
+        count = 0
+        for item in sorted(pending, key=lambda p: int(p["epoch"])):
+            epoch = int(item["epoch"])
+            if epoch > self.logged_epochs:
+                self._queue(epoch, [Metric(k, float(v), int(t), epoch) for k, v, t in item["metrics"]])
+                count += 1
+        return count
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Waits until every queued epoch is stored; raises :class:`TrackingUnavailable` past the bound."""
+        if self._outbox is not None:
+            self._outbox.flush(timeout_s)
+
+    def detach(self, flush_s: float | None = 30.0) -> None:
+        """Stops logging from this process and leaves the run's status to the sweep driver.
+
+        Queued epochs get ``flush_s`` seconds to reach the store (0: none; they are in the last checkpoint).
+        """
         if self._monitor is not None:
             self._monitor.finish()
             self._monitor = None
+        if self._outbox is not None:
+            try:
+                if flush_s:
+                    self._outbox.flush(flush_s)
+            except TrackingUnavailable:
+                pass  # the checkpoint holds them: a resumed trial re-queues what the store lacks
+            finally:
+                self._outbox.close()
+                self._outbox = None
 
     def close(self, status: str, reason: str | None = None, tags: dict[str, str] | None = None) -> None:
-        """Ends the run: FINISHED, or FAILED with a one-line reason tag."""
-        self.detach()
+        """Ends the run: FINISHED, or FAILED with a one-line reason tag, once every queued epoch is stored.
+
+        Raises :class:`TrackingUnavailable` when the store stays away past the bound.
+        """
+        try:
+            self.flush()
+        finally:
+            self.detach(flush_s=0)
         tags = {**(tags or {}), **({FAILURE_REASON: one_line(reason)} if reason else {})}
         set_run_status(self.uri, self.run_id, status, tags)
 

@@ -8,6 +8,7 @@ it works the same on a remote node, and keeps that run's id in the checkpoint so
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import socket
@@ -28,6 +29,7 @@ from orchestrator.spec import SweepPlan, config_id
 TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: which of the seeds this repeat is
 RUN_ID_KEY = "mlflow_run_id"  # in the trainer checkpoint's extra state
 EPOCH_FILE = "epoch.txt"  # beside checkpoint.pt in each Tune checkpoint
+PENDING_FILE = "pending_metrics.json"  # beside it: epochs queued for MLflow, not yet confirmed stored
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,9 @@ class EpochReporter:
     """``on_epoch`` callback: logs to MLflow, then reports to Tune with the checkpoint when it is new.
 
     MLflow is written first: if the trial dies between the two, the retry resumes from the previous checkpoint
-    and :class:`tracking.TrialRun` skips the epochs it already holds, so no step is logged twice.
+    and :class:`tracking.TrialRun` skips the epochs it already holds, so no step is logged twice. The epochs
+    still queued for a tracking store that is away are saved with the checkpoint (``PENDING_FILE``): a retry
+    re-queues the ones the store lacks, so none is lost either.
     """
 
     def __init__(self, run: tracking.TrialRun, stage_root: Path) -> None:
@@ -126,25 +130,29 @@ class EpochReporter:
         except OSError:
             shutil.copy2(report.checkpoint_path, stage / "checkpoint.pt")
         (stage / EPOCH_FILE).write_text(str(report.epoch))
+        (stage / PENDING_FILE).write_text(json.dumps(self.run.pending()))
         try:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(stage)))
         finally:
             shutil.rmtree(stage, ignore_errors=True)  # report() has already persisted it to storage
 
 
-def _restore(work: Path) -> tuple[Path | None, str | None, str]:
-    """The checkpoint Tune hands a restarted trial (copied beside the trainer's files), run id and epoch."""
+def _restore(work: Path) -> tuple[Path | None, str | None, str, list[dict[str, Any]]]:
+    """The checkpoint Tune hands a restarted trial (copied beside the trainer's files), run id, epoch, and the
+    epochs its run had queued but the tracking store had not confirmed."""
     from jepa_core.checkpoint import read_extra_state
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None, None, "0"
+        return None, None, "0", []
     work.mkdir(parents=True, exist_ok=True)
     target = work / "resume.pt"
     with checkpoint.as_directory() as folder:
         shutil.copy2(Path(folder) / "checkpoint.pt", target)
         epoch = (Path(folder) / EPOCH_FILE).read_text().strip()
-    return target, read_extra_state(target).get(RUN_ID_KEY), epoch
+        pending_file = Path(folder) / PENDING_FILE
+        pending = json.loads(pending_file.read_text()) if pending_file.is_file() else []  # older checkpoints
+    return target, read_extra_state(target).get(RUN_ID_KEY), epoch, pending
 
 
 def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
@@ -153,6 +161,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     from jepa_core.config import dump_yaml
     from jepa_core.train import DivergenceError, train
 
+    tracking.bound_http_retries()
     tune_ctx = tune.get_context()
     params, seed = trial_params(config, ctx.plan)
     cpus = tune_ctx.get_trial_resources().required_resources.get("CPU", 1.0)
@@ -169,7 +178,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         / f"{tune_ctx.get_experiment_name()}-{tune_ctx.get_trial_id()}"
     )
     shutil.rmtree(work, ignore_errors=True)  # left behind by a worker that was killed
-    resume_from, run_id, resumed_epoch = _restore(work)
+    resume_from, run_id, resumed_epoch, pending = _restore(work)
 
     label = trial_label(params, seed)
     tags = {
@@ -204,6 +213,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         shutil.rmtree(work, ignore_errors=True)
         tune.report(run.final)
         return
+    run.requeue(pending)
     if run.reopened:  # a retry or --resume: it may run on another node, from a checkpoint
         for key, value in (
             ("jepa.node_id", tags["jepa.node_id"]),
@@ -228,6 +238,11 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         # Tune stopped the trial inside tune.report: an ASHA decision or a Ctrl-C. Only the driver knows
         # which, so it closes the run (FINISHED + jepa.stopped_early, or KILLED until --resume reopens it).
         run.detach()
+        raise
+    except tracking.TrackingUnavailable:
+        # The store was away past the bound: closing the run would wait as long again. The trial fails with
+        # this reason; its checkpoint holds the epochs not yet stored, for a retry or --resume.
+        run.detach(flush_s=0)
         raise
     except BaseException as exc:
         run.close("FAILED", f"{type(exc).__name__}: {exc}")

@@ -435,6 +435,7 @@ def test_trial_run__only_a_finished_run_counts_as_done(tmp_path: Path) -> None:
     assert run.final is None and not run.reopened  # never started: a new run
     run.log_epoch(1, {"train_loss": 0.9})
     run.log_epoch(2, {"train_loss": 0.7, "probe_acc": 0.6})
+    run.flush()  # epochs are sent from a background outbox
     assert open_run(run.run_id).final is None  # still running
     tracking.set_run_status(uri, run.run_id, "KILLED")
     again = open_run(None)
