@@ -675,7 +675,12 @@ def _check_store_exists(tracking_uri: str) -> None:
 
 
 def build_sweep_report(
-    tracking_uri: str, experiment: str, parent_run_id: str | None, out_dir: str | Path
+    tracking_uri: str,
+    experiment: str,
+    parent_run_id: str | None,
+    out_dir: str | Path,
+    *,
+    require_upload: bool = False,
 ) -> Path:
     """Builds a sweep's report from MLflow alone and logs it as the parent run's ``report`` artifacts.
 
@@ -684,22 +689,28 @@ def build_sweep_report(
         experiment: Experiment name (= sweep name).
         parent_run_id: The sweep's parent run; None picks the experiment's latest ``jepa.role=sweep`` run.
         out_dir: Reports root, e.g. ``./reports``.
+        require_upload: The sweep driver's choice: a report MLflow could not take is an error to resume from.
 
     Returns:
         The stamped report directory ``out_dir/<sweep>/<stamp>``.
 
     Raises:
         ReportInputError: unknown experiment, bad run id, or no trial runs.
+        tracking.TrackingUnavailable: the store did not answer within the outage bound (reads are retried
+            until then). With ``require_upload``, also when the report was written but could not be logged;
+            without it, that is a warning and the report on disk is returned.
     """
-    from mlflow import MlflowClient
-
     _check_store_exists(tracking_uri)
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = tracking.client(tracking_uri)  # every call retried through a short outage
     runs, parent_id = fetch_runs(client, experiment, parent_run_id)
     history = fetch_histories(client, runs[runs["run_id"] != parent_id], HISTORY_KEYS)
     out = build_report_from_frames(runs, history, out_dir, parent_id)
     try:
         client.log_artifacts(parent_id, str(out), "report")
+    except tracking.TrackingUnavailable as exc:
+        if require_upload:
+            raise tracking.TrackingUnavailable(f"the report is written at {out}, not logged: {exc}") from exc
+        print(f"orchestrator.report: warning: could not log {out} to run {parent_id}: {exc}", file=sys.stderr)
     except Exception as exc:  # the report on disk is still complete; say why MLflow lacks a copy
         print(f"orchestrator.report: warning: could not log {out} to run {parent_id}: {exc}", file=sys.stderr)
     return out
@@ -720,11 +731,20 @@ def main(argv: list[str] | None = None) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     from mlflow.exceptions import MlflowException
 
+    from orchestrator.tracking_store import StoreError, check_writable, prepare_store
+
     try:
+        # A report only reads the store: a missing database is not created (build_sweep_report says so),
+        # and an existing one is opened under the lock a sweep creating it holds, and refused when old.
+        prepare_store(uri, create=False)
+        check_writable(Path(args.out), "--out")
         path = build_sweep_report(uri, args.experiment, args.run_id, args.out)
-    except ReportInputError as exc:
+    except (ReportInputError, StoreError) as exc:
         print(f"orchestrator.report: {exc}", file=sys.stderr)
         return 2
+    except tracking.TrackingUnavailable as exc:  # retried up to the outage bound first
+        print(f"orchestrator.report: {tracking.one_line(exc)}", file=sys.stderr)
+        return 1
     except MlflowException as exc:
         where = tracking.redact_uri(uri)
         print(f"orchestrator.report: MLflow at {where}: {tracking.one_line(exc.message)}", file=sys.stderr)

@@ -86,7 +86,45 @@ def find_interrupted(storage: Path, spec: SweepSpec) -> Path | None:
     return max(candidates, key=lambda p: p.name) if candidates else None
 
 
+def _output_folders(args: argparse.Namespace, storage: Path) -> dict[str, Path]:
+    """The folders a sweep writes to, by the flag that sets them (no report folder with ``--no-report``)."""
+    folders = {"--storage-path": storage}
+    if not args.no_report:
+        folders["--report-dir"] = Path(args.report_dir).resolve()
+    return folders
+
+
+def _tracking_origin(args: argparse.Namespace, spec: SweepSpec) -> str:
+    """Where the tracking URI came from, in the order of ``tracking.resolve_tracking_uri``: errors name it."""
+    if args.tracking_uri:
+        return "--tracking-uri"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return "$MLFLOW_TRACKING_URI"
+    if spec.tracking_uri:
+        return f"{args.file}: tracking_uri"
+    return "the default tracking URI"
+
+
+def _check_services(uri: str, address: str | None) -> None:
+    """The tracking server and the Ray cluster answer (each would otherwise retry for minutes)."""
+    from orchestrator.tracking import redact_uri, unreachable
+
+    problem = unreachable(uri)
+    if problem:
+        raise SpecError(f"tracking URI {redact_uri(uri)}: {problem}")
+    if address and not _reachable(address):
+        raise SpecError(
+            f"--address {address}: no Ray cluster answers there (start one with `ray start --head`, "
+            "or leave --address and RAY_ADDRESS unset for a local one)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Validates every input, output folder and the tracking store, then runs the sweep; the exit status."""
+    # Both import only the standard library: the checks below finish before Ray or MLflow is imported.
+    from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.tracking_store import StoreError, prepare_outputs
+
     args = parse_args(argv)
     try:
         plan = load_plan(args)
@@ -113,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.file}: --resume: the interrupted run used --smoke="
                     f"{state.get('smoke')} and --set {state.get('sets')}; pass the same flags"
                 )
-    except SpecError as exc:
+        # Found here, before Ray starts: an unwritable or full folder, an old store. A new sqlite store is
+        # created here, once, under a lock: trial workers only ever open an existing one.
+        uri = resolve_tracking_uri(args.tracking_uri, plan.spec.tracking_uri)
+        _check_services(uri, args.address or os.environ.get("RAY_ADDRESS"))
+        prepare_outputs(uri, _output_folders(args, storage), tracking_label=_tracking_origin(args, plan.spec))
+    except (SpecError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return run_sweep(plan, args, storage, interrupted)
@@ -274,7 +317,7 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
 
     import ray
 
-    from orchestrator import tracking
+    from orchestrator import tracking, tracking_retry
     from orchestrator.trainable import ProgressPrinter, TrialContext, build_tuner
 
     spec = plan.spec
@@ -288,17 +331,7 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # A failed attempt gets one line from ProgressPrinter; its traceback stays in the trial's error.txt.
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
-    problem = tracking.unreachable(uri)
-    if problem:
-        print(f"error: tracking URI {tracking.redact_uri(uri)}: {problem}", file=sys.stderr)
-        return 2
-    if address and not _reachable(address):
-        print(
-            f"error: --address {address}: no Ray cluster answers there (start one with `ray start --head`, "
-            "or leave --address and RAY_ADDRESS unset for a local one)",
-            file=sys.stderr,
-        )
-        return 2
+    tracking.bound_http_retries()  # before Ray starts: its workers inherit the setting
     local = {} if address else {"include_dashboard": False}
     try:
         ray.init(address=address or "local", log_to_driver=False, logging_level=logging.WARNING, **local)
@@ -370,34 +403,66 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
             stopped = not _complete(storage / name, plan.num_trials)
         except KeyboardInterrupt:
             results, stopped = [], True
-        failed = _finish_children(uri, experiment_id, parent_id, plan, results, stopped)
+        try:
+            failed = _finish_children(uri, experiment_id, parent_id, plan, results, stopped)
+            lost = [r for r in results if r.error and "TrackingUnavailable" in str(r.error)]
+            if stopped or lost:
+                tags = {"jepa.interrupted": "true"} if stopped else {"jepa.tracking_lost": str(len(lost))}
+                tracking.set_run_status(uri, parent_id, "KILLED", tags)
+        except tracking.TrackingUnavailable as exc:
+            return _store_lost(exc, args, plan, storage / name)
     finally:
         ray.shutdown()
     hint, url = tracking.ui_hint(uri, experiment_id)
     if stopped:
-        tracking.set_run_status(uri, parent_id, "KILLED", {"jepa.interrupted": "true"})
-        flags = "".join([" --smoke" * plan.smoke, *(f" --set {item}" for item in args.sets)])
+        print(f"interrupted: continue with {_resume_command(args, plan)}", file=sys.stderr)
+        print(f"parent run: {parent_id}\n{hint}\n{url}")
+        return 130
+    if lost:  # the sweep state stays "running": --resume reruns these trials from their checkpoints
         print(
-            f"interrupted: continue with python -m orchestrator.sweep {args.file} --resume{flags}",
+            f"error: {len(lost)} trial(s) failed because the tracking store was away for longer than "
+            f"{tracking_retry.outage_bound_s():.0f} s; once it answers, continue with "
+            f"{_resume_command(args, plan)}",
             file=sys.stderr,
         )
         print(f"parent run: {parent_id}\n{hint}\n{url}")
-        return 130
+        return 1
+    try:
+        tracking.set_run_status(
+            uri,
+            parent_id,
+            "FAILED" if failed else "FINISHED",
+            {"jepa.trials_total": str(len(results)), "jepa.trials_failed": str(failed)},
+        )
+        report = _build_report(uri, spec.name, parent_id, args)
+    except tracking.TrackingUnavailable as exc:  # the state stays "running": --resume does what is left
+        return _store_lost(exc, args, plan, storage / name)
     state["status"] = "finished"
     (storage / name / STATE_FILE).write_text(json.dumps(state, indent=1))
-    tracking.set_run_status(
-        uri,
-        parent_id,
-        "FAILED" if failed else "FINISHED",
-        {"jepa.trials_total": str(len(results)), "jepa.trials_failed": str(failed)},
-    )
-    report = _build_report(uri, spec.name, parent_id, args)
     print(f"{len(results) - failed} of {len(results)} trials finished, {failed} failed")
     print(f"report: {report}")
     print(f"parent run: {parent_id}")
     print(hint)
     print(url)
     return 1 if failed else 0
+
+
+def _resume_command(args: argparse.Namespace, plan: SweepPlan) -> str:
+    flags = "".join([" --smoke" * plan.smoke, *(f" --set {item}" for item in args.sets)])
+    return f"python -m orchestrator.sweep {args.file} --resume{flags}"
+
+
+def _store_lost(exc: Exception, args: argparse.Namespace, plan: SweepPlan, experiment_dir: Path) -> int:
+    """The driver could not write its closing records: everything is kept for ``--resume`` to upload."""
+    from orchestrator.tracking import one_line
+
+    print(f"error: {one_line(exc)}", file=sys.stderr)
+    print(
+        f"the trials' results and checkpoints are kept in {experiment_dir}; once the tracking store answers, "
+        f"{_resume_command(args, plan)} closes the runs and writes the report",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _build_report(uri: str, name: str, parent_id: str, args: argparse.Namespace) -> str:
@@ -408,8 +473,13 @@ def _build_report(uri: str, name: str, parent_id: str, args: argparse.Namespace)
         from orchestrator.report import build_sweep_report
     except ImportError as exc:
         return f"not written (orchestrator.report unavailable: {exc})"
+    from orchestrator.tracking import TrackingUnavailable
+
     try:
-        return str(build_sweep_report(uri, name, parent_id, Path(args.report_dir).resolve()))
+        out = Path(args.report_dir).resolve()
+        return str(build_sweep_report(uri, name, parent_id, out, require_upload=True))
+    except TrackingUnavailable:
+        raise  # the driver keeps the sweep resumable: --resume writes and logs the report
     except Exception as exc:  # noqa: BLE001 - the sweep's results are safe in MLflow; say what went wrong
         print(
             f"warning: the report failed: {type(exc).__name__}: {exc}; rebuild it with "
