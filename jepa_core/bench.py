@@ -8,6 +8,7 @@ the matmul peak of the same device in the same run, so achieved/peak is a ratio 
     python -m jepa_core.bench --preset reference_112 --device cuda
     python -m jepa_core.bench --preset fmnist_cpu --set predictor.one_pass=true   # the one-pass variant
     python -m jepa_core.bench --suite                 # CPU: fast step, one-pass variant, naive baseline
+    python -m jepa_core.bench --suite --official DIR  # ... and the official step, from a checkout in DIR
     python -m jepa_core.bench --suite --device cuda   # GPU: ViT-S/16 MFU, img/s, fmnist_gpu time to 90%
 
 ``--suite`` on the CPU times three steps on the same weights, images and masks: the fast step
@@ -504,6 +505,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the benchmark suite: on the CPU the fast step, its one-pass variant and the naive baseline "
         "(predictor.one_pass is set by the suite), on CUDA MFU and time to accuracy",
     )
+    parser.add_argument(
+        "--official",
+        metavar="DIR",
+        help="with --suite on the CPU: also time the official I-JEPA step, imported at run time from DIR, a "
+        "checkout of facebookresearch/ijepa, interleaved with this project's (jepa_core.bench_official)",
+    )
     parser.add_argument("--peak-size", type=int, help="matmul-peak side (default 2048 CPU, 8192 CUDA)")
     parser.add_argument("--tta-budget-s", type=float, default=150.0, help="suite on CUDA: training budget")
     args = parser.parse_args(argv)
@@ -522,10 +529,27 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.train.num_threads > 0:
         torch.set_num_threads(cfg.train.num_threads)
     cpu_suite = args.suite and device.type == "cpu"
+    if args.official is not None and not cpu_suite:
+        print("error: --official needs --suite on the CPU (--device cpu)", file=sys.stderr)
+        return 2
     steps = args.steps or (5 if cpu_suite else 10)
     # The CPU suite's FLOP-counting steps (two per path) already warm both paths up; elsewhere the warmup
     # steps also absorb torch.compile.
     warmup = args.warmup if args.warmup is not None else (0 if cpu_suite else 3)
+    if args.official is not None:
+        from jepa_core import bench_official  # imports this module: loaded here, not at the top
+
+        try:
+            # An explicit --set mask.ratio is kept; otherwise the ratio matching the official masks is used.
+            result = bench_official.run_official_suite(
+                cfg, device, args.official, steps, warmup, args.peak_size, "mask.ratio" not in overrides
+            )
+        except bench_official.OfficialCodeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(result, indent=1))
+        print(bench_official.official_suite_summary(result), file=sys.stderr)
+        return 0
     if not args.suite:
         result = run_bench(cfg, device, steps, warmup, args.peak_size)
     elif device.type == "cuda":
