@@ -10,7 +10,8 @@ nights of the same device kind, smoke flag and suite in MLflow, or ``--baseline 
 
 Exit status: 0 no regression (a first night establishes the baseline), 1 regression (the table names each
 metric, its baseline, tonight's value and the tolerance), 2 invalid input (one line on stderr, no traceback),
-130 interrupted.
+130 interrupted. Timing metrics are compared after normalising by the matmul peak measured around their
+section the same night; one the machine moved too far to judge is ``inconclusive``, which alone exits 0.
 """
 
 from __future__ import annotations
@@ -30,16 +31,18 @@ from orchestrator.nightly_suite import Suite, SuiteError, load_suite
 from orchestrator.nightly_verdict import (
     BaselineError,
     Row,
-    fmt,
+    inconclusive,
     judge,
     markdown_table,
+    peak_lines,
     read_baseline,
     regressions,
     rolling_median,
-    unit_of,
+    verdict_line,
     write_baseline,
 )
-from orchestrator.tracking import CURRENT_METRICS_VERSION
+from orchestrator.tracking import CURRENT_METRICS_VERSION, TrackingUnavailable, one_line, resolve_tracking_uri
+from orchestrator.tracking_store import StoreError, prepare_outputs
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SUITE = Path("sweeps") / "nightly.yaml"
@@ -100,10 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         suite, file_baseline = validate_inputs(args)
-    except (SuiteError, BaselineError, InputError) as exc:
+        # Before anything runs: an unwritable or full report folder, an old store; a new sqlite store is
+        # created once, under the lock every sweep and report also takes.
+        uri = resolve_tracking_uri(args.tracking_uri, None)
+        prepare_outputs(uri, {"--report-dir": Path(args.report_dir).resolve()})
+    except (SuiteError, BaselineError, InputError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return run_night(suite, args, file_baseline)
+    try:
+        return run_night(suite, args, file_baseline)
+    except TrackingUnavailable as exc:  # retried up to the outage bound first
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 class _Clock:
@@ -163,9 +174,10 @@ def run_night(suite: Suite, args: argparse.Namespace, file_baseline: tuple[dict,
         store.log_metrics(night.uri, night.run_id, result.metrics)
         baseline, source = choose_baseline(night, args, file_baseline, result.notes)
         rows = judge(result.metrics, baseline, suite.tolerances)
-        failed = regressions(rows)
+        failed, unsure = regressions(rows), inconclusive(rows)
         status = store.STATUS_REGRESSION if failed or result.failures else store.STATUS_OK
         notes = [*result.notes, *(f"{k} FAILED: {v}" for k, v in result.failures.items())]
+        notes += peak_lines(rows, result.metrics)
         write_report(night, rows, status, source, notes, result)
         if args.write_baseline:
             meta = {**night.comparable, "git_sha": night.env["jepa.git_sha"], "host": night.env["jepa.host"]}
@@ -175,6 +187,8 @@ def run_night(suite: Suite, args: argparse.Namespace, file_baseline: tuple[dict,
         end_tags = {store.STATUS: status, store.BASELINE: source[:500]}
         if failed:
             end_tags[store.REGRESSED] = ",".join(r.metric for r in failed)[:5000]
+        if unsure:
+            end_tags[store.INCONCLUSIVE] = ",".join(r.metric for r in unsure)[:5000]
         if result.failures:
             end_tags[store.FAILURES] = "; ".join(f"{k}: {v}" for k, v in result.failures.items())[:5000]
         run_status = "FAILED" if result.failures else "FINISHED"
@@ -322,34 +336,27 @@ def print_verdict(
     notes: list[str],
     failures: dict[str, str],
 ) -> None:
-    """The table, one line per regression (metric, baseline, current, tolerance), and where to look next."""
+    """The table, one line per regression (metric, baseline, current, tolerance) or inconclusive timing
+    metric (with the reason), and where to look next."""
     from orchestrator import tracking
 
     print(f"\nbaseline: {source}")
     print(markdown_table(rows))
     for note in notes:
         print(f"note: {note}")
-    for row in regressions(rows):
-        print(_regression_line(row))
+    for row in [*inconclusive(rows), *regressions(rows)]:
+        print(verdict_line(row))
     for section, reason in failures.items():
         print(f"REGRESSION: section {section} failed: {reason}")
+    unsure = len(inconclusive(rows))
     if no_baseline and status == "ok":
         print("verdict: ok (nothing to compare with yet: tonight's numbers establish the baseline)")
+    elif unsure and status == "ok":
+        print(f"verdict: ok ({unsure} timing metric(s) inconclusive on this machine tonight, see above)")
     else:
         print(f"verdict: {status}")
     hint, url = tracking.ui_hint(night.uri, night.experiment_id)
     print(f"report: {night.out}\nMLflow run: {night.run_id}\n{hint}\n{url}")
-
-
-def _regression_line(row: Row) -> str:
-    unit = f" {unit_of(row.metric)}" if unit_of(row.metric) else ""
-    tol = row.tolerance.describe() if row.tolerance else "-"
-    if row.current is None:
-        return f"REGRESSION: {row.metric}: baseline {fmt(row.baseline)}{unit}, not measured tonight"
-    return (
-        f"REGRESSION: {row.metric}: baseline {fmt(row.baseline)}{unit}, current {fmt(row.current)}{unit}, "
-        f"tolerance {tol} (limit {fmt(row.limit)}{unit})"
-    )
 
 
 def _flat(prefix: str, value: Any) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The nightly report: ``reports/nightly/<YYYY-MM-DD>[-HHMMSS]/`` with the verdict and the trends.
 
-    verdict.md      the verdict table (metric, baseline, current, change, tolerance, limit, verdict) and notes
-    verdict.csv     the same table, numbers unformatted
+    verdict.md      the verdict table (metric, baseline, current, change, normalised, tolerance, limit,
+                    verdict), a line per regression or inconclusive metric (with how it was compared), and
+                    notes (which comparison each section's timing metrics got, with the peaks behind it)
+    verdict.csv     the same table, numbers unformatted, with the peaks and how each metric was compared
     night.json      every metric measured tonight, with the machine and the code that produced them
     trend_<metric>.png   each judged metric over the last comparable nights (matplotlib Agg)
 
@@ -18,7 +20,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.nightly_verdict import FAILING, Row, markdown_table, unit_of
+from orchestrator.nightly_verdict import (
+    FAILING,
+    INCONCLUSIVE,
+    Row,
+    markdown_table,
+    normalise,
+    peak_of,
+    scaling,
+    unit_of,
+    verdict_line,
+)
 
 DPI = 90
 
@@ -40,13 +52,21 @@ def night_dir(root: str | Path, now: datetime) -> Path:
 def write_verdict(out: Path, rows: Sequence[Row], header: Sequence[str], notes: Sequence[str]) -> Path:
     """``verdict.md`` (header lines, the table, notes) and ``verdict.csv``; returns the markdown path."""
     md = ["# Nightly benchmark", "", *(f"- {line}" for line in header), "", markdown_table(rows), ""]
+    flagged = [verdict_line(r) for r in rows if r.verdict in (*FAILING, INCONCLUSIVE)]
+    if flagged:
+        md += ["## Regressions and inconclusive metrics", "", *(f"- {line}" for line in flagged), ""]
     if notes:
         md += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     md += [
         "Tolerances allow a move in the bad direction only: `-15%` on a higher-is-better metric fails when "
         "tonight is more than 15% below the baseline; `+0.02` on a lower-is-better one fails above baseline "
         "+ 0.02. `missing` (measured by the baseline, not tonight) fails too; `new` has no baseline yet; "
-        "`info` is recorded, not judged.",
+        "`info` is recorded, not judged. `normalised` is a timing metric's value tonight scaled to the "
+        "baseline's same-run matmul peak (seconds x peak tonight / peak baseline, throughput x peak baseline "
+        "/ peak tonight); the verdict holds that value to the tolerance. `inconclusive`: the raw and the "
+        "normalised values do not both pass, and the peak moved by more than twice the tolerance, tonight's "
+        "samples of it spread by more than the tolerance, or other processes took more of the CPU than the "
+        "tolerance allows (`other_cpu_share`); it does not fail the night.",
         "",
     ]
     path = out / "verdict.md"
@@ -55,8 +75,10 @@ def write_verdict(out: Path, rows: Sequence[Row], header: Sequence[str], notes: 
         writer = csv.writer(fh)
         writer.writerow(
             ["metric", "unit", "baseline", "current", "change_rel", "tolerance", "limit", "verdict"]
+            + ["current_normalised", "peak_baseline_gflops", "peak_current_gflops", "comparison"]
         )
         for r in rows:
+            peaks = ("", "") if r.peaks is None else (repr(r.peaks[0]), repr(r.peaks[1]))
             writer.writerow(
                 [
                     r.metric,
@@ -67,6 +89,9 @@ def write_verdict(out: Path, rows: Sequence[Row], header: Sequence[str], notes: 
                     "" if r.tolerance is None else r.tolerance.describe(),
                     "" if r.limit is None else repr(r.limit),
                     r.verdict,
+                    "" if r.normalised is None else repr(r.normalised),
+                    *peaks,
+                    r.comparison,
                 ]
             )
     return path
@@ -85,6 +110,9 @@ def plot_trends(
     title: str,
 ) -> list[Path]:
     """One PNG per judged metric: its value over the nights, tonight last.
+
+    A timing metric compared normalised also gets each night's value scaled to the baseline's peak (dashed):
+    that is the series the baseline's limit applies to.
 
     Args:
         rows: Tonight's verdict (judged rows get a plot, with the baseline and the limit drawn).
@@ -105,6 +133,16 @@ def plot_trends(
         ax = fig.add_subplot()
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         ax.plot(xs, ys, "o-", color="C0", markersize=4, label="night")
+        if row.peaks is not None:
+            key, base_peak = peak_of(row.metric), row.peaks[0]
+            scaled = [
+                (i, normalise(m[row.metric], scaling(row.metric), m[key], base_peak))
+                for i, (_, m, _) in enumerate(history)
+                if row.metric in m and m.get(key)
+            ]
+            if scaled:
+                xs_n, ys_n = zip(*scaled, strict=True)
+                ax.plot(xs_n, ys_n, "s--", color="C1", markersize=3, label="at the baseline's peak")
         bad = [p for p in points if p[2]]
         if bad:
             ax.plot(
@@ -115,7 +153,7 @@ def plot_trends(
                 [len(history) - 1],
                 [row.current],
                 "*",
-                color="C3" if row.verdict in FAILING else "C2",
+                color="C3" if row.verdict in FAILING else "C1" if row.verdict == INCONCLUSIVE else "C2",
                 markersize=12,
                 label="tonight",
             )

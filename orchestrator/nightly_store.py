@@ -3,8 +3,11 @@
 Tags say what a reader needs to trust a number and what the baseline query filters on:
 ``jepa.role=nightly``, ``jepa.nightly.device`` (device kind), ``jepa.nightly.smoke`` (true/false),
 ``jepa.nightly.suite`` (fingerprint of what was measured), ``jepa.nightly.status`` (ok/regression, set when
-the night ends), the git SHA, host and the torch, ray, mlflow and timm versions. Metrics are logged once per
-night (step 0) under their section prefix, e.g. ``bench_cpu.img_per_s``.
+the night ends), ``jepa.nightly.inconclusive`` (timing metrics the machine moved too far to judge), the git
+SHA, host and the torch, ray, mlflow and timm versions. Metrics are logged once per night (step 0) under their
+section prefix, e.g. ``bench_cpu.img_per_s``, with each section's same-run matmul peak and the share of the
+CPUs other processes used beside them (``quality.matmul_peak_gflops``, ``.matmul_peak_spread``,
+``.other_cpu_share``).
 
 All calls go through an explicit :class:`mlflow.MlflowClient` on the resolved URI (as the sweep does).
 """
@@ -25,6 +28,7 @@ ROLE = "jepa.role"
 DEVICE, SMOKE, SUITE = "jepa.nightly.device", "jepa.nightly.smoke", "jepa.nightly.suite"
 STATUS, FAILURES = "jepa.nightly.status", "jepa.nightly.failures"
 REGRESSED, BASELINE = "jepa.nightly.regressions", "jepa.nightly.baseline"
+INCONCLUSIVE = "jepa.nightly.inconclusive"  # timing metrics the machine moved too far to judge (status ok)
 RESET = "jepa.nightly.reset"  # "true": this night started a new baseline (--reset-baseline)
 # What quality.probe_acc / knn_acc mean (orchestrator.tracking.METRICS_VERSION): nights compare only within
 # one version; nights without the tag scored them on the test split.

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from jepa_core.config import PRESETS, Config, ConfigError, build_config, flatten, read_yaml
-from orchestrator.nightly_verdict import DIRECTIONS, KINDS, Tolerance
+from orchestrator.nightly_verdict import DIRECTIONS, KINDS, OTHERS, PEAK, SPREAD, Tolerance
 from orchestrator.spec import check_mapping, suggest
 
 TOP_KEYS = ("experiment", "description", "baseline", "trend_nights", "bench", "quality", "overhead")
@@ -63,11 +63,20 @@ QUALITY_METRICS = (
     *("rankme", "feature_std", "train_loss", "wall_time_s", "img_per_s"),
 )
 OVERHEAD_METRICS = ("wall_ratio", "sweep_wall_s", "direct_wall_s", "extra_s")
+# The yardstick of the timing metrics, measured around every section (orchestrator.nightly_measure): its
+# matmul peak (bench sections already report theirs), how far the samples spread (max / min), and the share
+# of the CPUs other processes kept busy meanwhile.
+SECTIONS = (*(f"bench_{d}" for d in DEVICES), "quality", "overhead", "suite")
+PEAK_METRICS = (
+    *(f"{s}.{PEAK}" for s in SECTIONS if not s.startswith("bench_")),
+    *(f"{s}.{m}" for s in SECTIONS for m in (SPREAD, OTHERS)),
+)
 KNOWN_METRICS = (
     *(f"bench_{d}.{m}" for d in DEVICES for m in BENCH_METRICS),
     *(f"quality.{m}" for m in QUALITY_METRICS),
     *(f"overhead.{m}" for m in OVERHEAD_METRICS),
     "suite.wall_s",
+    *PEAK_METRICS,
 )
 _CONFIG_KEYS = frozenset(Config().to_flat())
 
