@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from jepa_core import bench_official
 from jepa_core.bench import main
@@ -39,6 +40,17 @@ TINY = [
     "train.batch_size=4",
     "train.num_threads=1",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads() -> Iterator[None]:
+    """``main`` sets torch's thread count for its process (``train.num_threads=1`` here); later tests in this
+    pytest process (the fmnist_cpu quality run among them) must get the machine's count back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 STAND_IN = {
     "src/masks/utils.py": """
         import torch
