@@ -36,7 +36,7 @@ from orchestrator.nightly_verdict import (
     scaling,
     verdict_line,
 )
-from tests.orchestrator.test_nightly import TINY_MODEL, finish, write_yaml
+from tests.orchestrator.test_nightly import TINY_MODEL, TINY_SUITE, finish, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 WALL = "quality.wall_time_s"
@@ -262,21 +262,9 @@ def test_write_verdict__the_csv_keeps_raw_values_beside_the_peaks(tmp_path: Path
 # scheduler's), whatever the machine's core count, and a many-core CI box cannot hide it on another core.
 ONE_THREAD = {**TINY_MODEL, "train.num_threads": 1}
 SUITE: dict[str, Any] = {
-    "experiment": "nightly",
-    "bench": {"cpu": {"overrides": ONE_THREAD, "steps": 2, "warmup": 1, "peak_size": 512}},
-    "quality": {
-        "overrides": {
-            **ONE_THREAD,
-            "data.subset": 256,
-            "train.epochs": 1,
-            "train.device": "cpu",
-            "eval.train_subset": 200,
-            "eval.test_subset": 100,
-            "eval.every": 0,
-        },
-        "seeds": [0],
-    },
-    "overhead": {"enabled": False},
+    **TINY_SUITE,
+    "bench": {"cpu": {**TINY_SUITE["bench"]["cpu"], "overrides": ONE_THREAD, "peak_size": 512}},
+    "quality": {**TINY_SUITE["quality"], "overrides": {**TINY_SUITE["quality"]["overrides"], **ONE_THREAD}},
     # A busy loop takes half the CPU: the step and the peak both slowed 2-2.7x here. img/s with a tight -30%
     # needs 1 / 1.3 of the CPU free (inconclusive); the seconds with +150% need 1 / 2.5 and let the peak move
     # 4x, so they are usually compared normalised (and pass), else inconclusive. Either way no timing
