@@ -27,7 +27,12 @@ stayed near the baseline's:
   0.60x and the step to 8.5x slower), so no correction is trusted once other work took more than that.
 
 Beyond any bound the metric is ``inconclusive`` (with the reason), which does not fail the night; unless the
-raw and the normalised values both pass, in which case it is ``ok`` whatever the machine did. A night or
+raw and the normalised values both pass, in which case it is ``ok`` whatever the machine did. Past the spread
+or the shift bound, a move too large for the yardstick's wobble to explain still fails: the better of the raw
+and the normalised value is given the whole uncertainty in its favour (a factor of spread x shift, which also
+allows a metric that follows the machine up to twice as steeply as proportional), and a value that fails
+even so is a ``REGRESSION`` (a step made 100x slower is not hidden by a peak that wobbled 2x). Other
+processes taking the CPU have no such bound (the 8.5x above), so that case stays inconclusive. A night or
 baseline file without the section's peak (stored before peaks were recorded) is compared raw, and says so.
 Quality metrics (accuracies, RankMe, loss) are never normalised.
 """
@@ -200,6 +205,17 @@ def _judge_timing(
                 f"({peaks}), more than twice the {tol.describe()} tolerance allows "
                 f"({1 + SHIFT_BOUND * rel:.2f}x either way)"
             )
+        if verdict == INCONCLUSIVE and free >= 1 / (1 + LOAD_BOUND * rel):
+            slack = spread * shift  # the yardstick's whole uncertainty, given to the metric
+            scale = scaling(name)
+            best = max(cur, adjusted) if scale > 0 else min(cur, adjusted)
+            generous = best * slack**scale
+            if not tol.passes(ref, generous):
+                verdict = REGRESSION
+                how = (
+                    f"fails beyond what the machine explains: {generous:.4g} even with the peak's spread "
+                    f"{spread:.2f}x and shift {shift:.2f}x in its favour ({peaks})"
+                )
     return Row(name, ref, cur, tol, verdict, adjusted, (peak_base, peak_now), how)
 
 
