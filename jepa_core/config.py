@@ -100,7 +100,9 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads; 0 keeps torch's default
     steps_per_epoch: int = 0  # 0 = one pass over the data
     compile: bool = False  # torch.compile the step (CUDA)
-    progress: bool = True  # per-epoch progress bar
+    # Live per-step bar, drawn only when stderr is a terminal: in a file its carriage-return updates are
+    # noise. The one-line summary of each epoch (metrics, ETA) is printed either way (Ray trials too).
+    progress: bool = True
     checkpoint_every: int = 1
 
 

@@ -900,6 +900,11 @@ def _split_labels(name: str, split: str, root: str | None) -> np.ndarray:
     return _load_arrays(_canonical_name(name), _canonical_split(split), root)[1]
 
 
+def split_size(name: str, split: str, root: str | None) -> int:
+    """How many images an official split (``"train"`` or ``"test"``) holds, read from its labels."""
+    return len(_split_labels(name, split, root))
+
+
 def eval_splits(
     name: str,
     root: str | None,

@@ -2,7 +2,9 @@
 
 ``train(config, out_dir, on_epoch=...)`` trains, evaluates every ``eval.every`` epochs, writes
 ``out_dir/{config.yaml, metrics.jsonl, checkpoint.pt}`` and hands each epoch's metrics and checkpoint path to
-``on_epoch``. It knows nothing of Ray or MLflow: the orchestrator wraps it.
+``on_epoch``. It knows nothing of Ray or MLflow: the orchestrator wraps it. Each epoch ends with one
+summary line on stderr (metrics and the run's ETA); a per-step bar runs within the epoch only when stderr is
+a terminal.
 
 Each evaluation fits a linear probe and a kNN bank on training images outside the validation split and
 scores the validation split (``probe_acc``, ``knn_acc``); the last scheduled epoch also scores the official
@@ -324,7 +326,8 @@ class Trainer:
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.cfg, self.out = cfg, Path(out_dir)
-        self.progress = cfg.train.progress if progress is None else progress
+        # The bar only on a terminal: redirected to a file, its carriage-return updates bury the epoch lines.
+        self.progress = (cfg.train.progress if progress is None else progress) and sys.stderr.isatty()
         self.extra_state = dict(extra_state or {})
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         if cfg.train.num_threads > 0:
@@ -509,7 +512,8 @@ class Trainer:
                 metrics.update(self.evaluate())
             self.elapsed += time.perf_counter() - wall
             final = {"epoch": self.epoch, **metrics, "wall_time_s": self.elapsed}
-            self.log(_summary(final, self.cfg.train.epochs))
+            eta = eta_seconds(self.elapsed, self.epoch, self.cfg.train.epochs)
+            self.log(f"{_summary(final, self.cfg.train.epochs)} | eta {format_duration(eta)}")
             if self._finish_epoch(final, on_epoch) is False:
                 break
         return final
@@ -542,6 +546,22 @@ class Trainer:
         with (self.out / "metrics.jsonl").open("w") as fh:
             for row in self.history:
                 fh.write(json.dumps(row) + "\n")
+
+
+def eta_seconds(elapsed: float, done: int, total: int) -> float:
+    """Time left for the run's remaining epochs at the mean wall time (training and evaluation) of the
+    ``done`` epochs so far; a resumed run counts the epochs of its checkpoint too."""
+    return elapsed / max(1, done) * max(0, total - done)
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``4m12s`` or ``2h05m``: short enough for a log line, as precise as an estimate deserves."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _summary(m: dict[str, float], epochs: int) -> str:
@@ -581,7 +601,8 @@ def train(
             at the last scheduled epoch, is then never scored).
         resume_from: A checkpoint to continue exactly (same batches, masks and schedules); the config must
             match the checkpoint's except where :func:`check_resumable` allows.
-        progress: Show the per-epoch progress bar (default: ``train.progress``).
+        progress: Show the per-step progress bar when stderr is a terminal (default: ``train.progress``);
+            the one-line summary of each epoch, with its ETA, is printed to stderr either way.
         extra_state: Caller metadata stored in every checkpoint (e.g. a tracker's run id).
 
     Raises:

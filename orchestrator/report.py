@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orchestrator import mlflow_ui, tracking
 from orchestrator import report_data as rd
 from orchestrator import report_plots as rp
 from orchestrator import report_stats as rs
-from orchestrator import tracking
 from orchestrator.report_plots import Doc
 
 HISTORY_KEYS = ("probe_acc", "train_loss", "rankme")  # the curves the report draws
@@ -472,7 +472,13 @@ class _Composer:
             table, param, shown_metrics or [info.metric], self.out / f"{slug}_metrics.png"
         )
         self.doc.image(path, f"Metrics vs {param} (mean ± 95% CI over seeds)")
-        self.curves(levels, [rd.format_value(v) for v in table[param]], param, slug, names)
+        order, seeds = [rd.format_value(v) for v in table[param]], rd.per_seed(trials, levels, info.metric)
+        texts = rd.seed_note(seeds, param, info.metric, tuple(others))
+        if texts is not None:
+            label, path = self.labels.get(info.metric), self.out / f"{slug}_seeds.png"
+            self.doc.image(rp.plot_per_seed(seeds, order, names, param, info.metric, path, label), texts[0])
+            self.doc.para(texts[1])
+        self.curves(levels, order, param, slug, names)
 
     def curves(
         self, by: pd.Series, order: list[str], name: str, slug: str, names: dict[str, str] | None = None
@@ -682,7 +688,9 @@ def build_sweep_report(
     *,
     require_upload: bool = False,
 ) -> Path:
-    """Builds a sweep's report from MLflow alone and logs it as the parent run's ``report`` artifacts.
+    """Builds a sweep's report from MLflow alone, logs it as the parent run's ``report`` artifacts, and puts
+    the sweep's answer on the parent run (:func:`orchestrator.mlflow_ui.log_answer`: best-configuration
+    metrics, verdict tags, the leaderboard table and the run's note).
 
     Args:
         tracking_uri: MLflow tracking URI (``sqlite:///...``, ``http://...``, ...).
@@ -707,6 +715,7 @@ def build_sweep_report(
     out = build_report_from_frames(runs, history, out_dir, parent_id)
     try:
         client.log_artifacts(parent_id, str(out), "report")
+        mlflow_ui.log_answer(client, runs, parent_id, str(out))
     except tracking.TrackingUnavailable as exc:
         if require_upload:
             raise tracking.TrackingUnavailable(f"the report is written at {out}, not logged: {exc}") from exc

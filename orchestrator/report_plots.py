@@ -62,6 +62,47 @@ def plot_metric_vs_param(table: pd.DataFrame, param: str, metrics: Sequence[str]
     return _save(fig, path)
 
 
+def plot_per_seed(
+    seeds: pd.DataFrame,
+    order: Sequence[str],
+    names: dict[str, str],
+    param: str,
+    metric: str,
+    path: Path,
+    label: str | None = None,
+) -> Path:
+    """One line per seed through ``metric`` at each level of ``param`` (a :func:`report_data.per_seed`
+    frame), and the mean over those seeds thick in black: how far the seed moves the metric beside how far
+    the setting does, which a mean ± CI does not show.
+
+    Args:
+        order: Level labels along the x axis (the parameter table's order); ``names`` gives their text.
+        label: The y axis label (default: the metric's name with its unit).
+    """
+    spec = metric_spec(metric)
+    x = {level: k for k, level in enumerate(order)}
+    fig = Figure(figsize=(6.0, 3.3), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    many = seeds["seed"].nunique() > MAX_LINES  # a legend row per seed would not fit: gray, one entry for all
+    for j, (seed, rows) in enumerate(seeds[seeds["level"].isin(x)].groupby("seed")):
+        rows = rows.sort_values("level", key=lambda levels: levels.map(x))
+        text = ("each seed" if j == 0 else None) if many else f"seed {seed}"
+        color = "0.6" if many else f"C{j % 10}"
+        ax.plot(rows["level"].map(x), rows["value"] * spec.scale, "o-", color=color, lw=1, label=text)
+    mean = seeds.groupby("level")["value"].mean().reindex(list(order)) * spec.scale
+    # Under the seeds' lines, so a seed on the mean still shows.
+    ax.plot(range(len(order)), mean, "s-", color="black", lw=2.5, zorder=1.5, label="mean over seeds")
+    labels = [names.get(level, level) for level in order]
+    tilt = max(map(len, labels), default=0) > 6
+    ax.set_xticks(range(len(order)), labels, rotation=30 if tilt else 0, ha="right" if tilt else "center")
+    ax.set_xlabel(param)
+    ax.set_ylabel(label or spec.label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{metric} per seed across {param}", fontsize=10)
+    return _save(fig, path)
+
+
 def plot_curves(
     panels: Sequence[tuple[MetricSpec, pd.DataFrame]],
     order: Sequence[str],

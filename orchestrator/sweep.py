@@ -317,7 +317,7 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
 
     import ray
 
-    from orchestrator import tracking, tracking_retry
+    from orchestrator import mlflow_ui, tracking, tracking_retry
     from orchestrator.trainable import ProgressPrinter, TrialContext, build_tuner
 
     spec = plan.spec
@@ -370,6 +370,10 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
             name = f"{spec.name}{'-smoke' if plan.smoke else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
             tags = tracking.sweep_tags(spec.name, spec.swept_keys, spec.metric, spec.goal, device, plan.smoke)
             tags["jepa.cluster"] = f"{len(ray.nodes())} nodes, {cpus:g} CPUs, {gpus:g} GPUs"
+            tags.update(mlflow_ui.source_tags(tags["jepa.git_sha"]))
+            if spec.description:  # the run's note until the report adds the answer to it
+                tags[mlflow_ui.DESCRIPTION] = tags[mlflow_ui.NOTE] = spec.description
+                tracking.client(uri).set_experiment_tag(experiment_id, mlflow_ui.NOTE, spec.description)
             parent_id = tracking.start_sweep_run(uri, experiment_id, name, tags, _artifacts(plan))
             (storage / name).mkdir(parents=True, exist_ok=True)
             state = {
@@ -442,6 +446,7 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
     print(f"{len(results) - failed} of {len(results)} trials finished, {failed} failed")
     print(f"report: {report}")
     print(f"parent run: {parent_id}")
+    print(f"trials with their charts: {mlflow_ui.trials_url(url, parent_id, spec.metric, spec.goal)}")
     print(hint)
     print(url)
     return 1 if failed else 0

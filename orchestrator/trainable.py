@@ -22,7 +22,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from orchestrator import tracking
+from orchestrator import mlflow_ui, tracking
 from orchestrator.repeat import FAILED_KEY, SeedRepeater
 from orchestrator.spec import SweepPlan, config_id
 
@@ -95,6 +95,30 @@ def device_tag(device: str) -> str:
         index = int(device.partition(":")[2] or 0)
         return f"cuda:{index} {torch.cuda.get_device_name(index)}"
     return device
+
+
+def _log_dataset(uri: str, run_id: str, cfg: Any) -> None:
+    """The trial's data as an MLflow input (the runs table's Dataset column). Only a store away past the
+    outage bound fails the trial here; anything else is a warning."""
+    try:
+        dataset = mlflow_ui.dataset_input(cfg)
+    except Exception as exc:  # noqa: BLE001 - training reads the data itself and says precisely what is wrong
+        print(f"warning: the dataset input was not logged: {tracking.one_line(exc)}", file=sys.stderr)
+        return
+    c = tracking.client(uri)
+    for attempt in range(3):
+        try:
+            c.log_inputs(run_id, datasets=[dataset])
+            return
+        except tracking.TrackingUnavailable:
+            raise  # the store is away past the bound: the trial fails as for any other record
+        except Exception as exc:  # noqa: BLE001 - e.g. sqlite's UNIQUE race when trials register one dataset
+            # Trials starting together insert the same (experiment, name, digest) row; the loser's next try
+            # finds the winner's row and only links it.
+            if attempt == 2:
+                print(f"warning: the dataset input was not logged: {tracking.one_line(exc)}", file=sys.stderr)
+            else:
+                time.sleep(0.2 * (attempt + 1))
 
 
 class EpochReporter:
@@ -195,6 +219,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         "jepa.cpus": str(cpus),
         tracking.METRICS_VERSION: tracking.CURRENT_METRICS_VERSION,
         **tracking.version_tags(),
+        **mlflow_ui.source_tags(ctx.git_sha),
     }
     run = tracking.TrialRun.open(
         ctx.tracking_uri,
@@ -214,6 +239,8 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         tune.report(run.final)
         return
     run.requeue(pending)
+    if not run.reopened:
+        _log_dataset(ctx.tracking_uri, run.run_id, cfg)
     if run.reopened:  # a retry or --resume: it may run on another node, from a checkpoint
         for key, value in (
             ("jepa.node_id", tags["jepa.node_id"]),

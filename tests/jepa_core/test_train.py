@@ -3,6 +3,9 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,7 +22,16 @@ from jepa_core.checkpoint import (
 )
 from jepa_core.config import ConfigError, build_config
 from jepa_core.models import IJepa
-from jepa_core.train import DivergenceError, EvalData, Trainer, check_resumable, main, train
+from jepa_core.train import (
+    DivergenceError,
+    EvalData,
+    Trainer,
+    check_resumable,
+    eta_seconds,
+    format_duration,
+    main,
+    train,
+)
 
 from .conftest import TINY
 
@@ -176,6 +188,49 @@ def test_main__resume_that_changes_the_math_exits_2_with_one_line(tmp_path, caps
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"torn")
     assert main([*_set_args({**TINY, "train.epochs": 1}), "--out", out, "--resume"]) == 1
     assert "cannot be loaded" in capsys.readouterr().err
+
+
+def test_main__redirected_to_a_file_writes_one_line_per_epoch_without_the_bar(tmp_path):
+    # train.progress=true asks for the bar, but stderr is a file: only the epoch lines may land in it.
+    args = _set_args({**TINY, "train.epochs": 2, "train.progress": True})
+    log = tmp_path / "run.log"
+    with log.open("wb") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-m", "jepa_core.train", *args, "--out", str(tmp_path / "run")],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+        )
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert "\r" not in text
+    epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" |")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"], text
+    assert all(re.search(r" \| loss \d.* \| eta \d+(s|m\d\ds|h\d\dm)$", line) for line in epochs), text
+    assert epochs[-1].endswith(" | eta 0s")
+
+
+def test_trainer__draws_the_bar_only_on_a_terminal(tmp_path, tiny_config, monkeypatch):
+    wanted = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, progress=True))
+    assert not Trainer(wanted, tmp_path).progress  # pytest's captured stderr is no terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert Trainer(wanted, tmp_path).progress
+    assert not Trainer(tiny_config, tmp_path).progress  # train.progress=false: never
+    assert not Trainer(wanted, tmp_path, progress=False).progress
+
+
+def test_eta__mean_epoch_time_times_epochs_left():
+    assert eta_seconds(300.0, 2, 6) == 600.0  # 150 s an epoch, 4 to go
+    assert eta_seconds(300.0, 6, 6) == 0.0
+    assert eta_seconds(0.0, 0, 6) == 0.0  # nothing measured yet, no division by zero
+    assert [format_duration(s) for s in (0, 45.4, 59.6, 252, 3599.7, 7500)] == [
+        "0s",
+        "45s",
+        "1m00s",
+        "4m12s",
+        "1h00m",
+        "2h05m",
+    ]
 
 
 def test_train__checkpoint_without_one_pass_resumes_only_as_the_variant(tmp_path, tiny_config):

@@ -112,7 +112,12 @@ def test_judge__peak_samples_spread_beyond_the_tolerance_are_inconclusive(
 
 @pytest.mark.parametrize(
     ("peak_now", "spread", "verdict"),
-    [(107.1, 2.18, REGRESSION), (107.1, 30.0, INCONCLUSIVE), (20.0, 1.0, REGRESSION), (5.0, 1.0, INCONCLUSIVE)],
+    [
+        (107.1, 2.18, REGRESSION),
+        (107.1, 30.0, INCONCLUSIVE),
+        (20.0, 1.0, REGRESSION),
+        (5.0, 1.0, INCONCLUSIVE),
+    ],
 )
 def test_judge__a_drop_beyond_what_the_wobbling_machine_explains_is_still_a_regression(
     peak_now: float, spread: float, verdict: str

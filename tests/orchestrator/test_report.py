@@ -347,6 +347,71 @@ def test_learning_curves__mean_and_band_over_seeds() -> None:
     assert curves["ci"].iloc[1] == 0.0
 
 
+SEEDY = {0.99: [0.80, 0.90, 0.70], 0.996: [0.805, 0.905, 0.71]}  # seeds 20 points apart, settings 0.67
+ONE_LINE_PER_SEED = "one line per seed; black: mean over seeds"
+
+
+def _seedy(failed: tuple[int, ...] = (), stopped: tuple[int, ...] = ()) -> pd.DataFrame:
+    trials_in = ema_trials(SEEDY)
+    for i in failed:
+        trials_in[i]["status"] = "FAILED"
+    for i in stopped:
+        trials_in[i]["stopped"] = True
+    runs = make_runs(trials_in, ["ema.momentum_start"])
+    return rd.trials_frame(runs, rd.sweep_info(runs))
+
+
+def test_per_seed__one_row_per_seed_and_level_of_the_ranked_trials() -> None:
+    trials = _seedy(failed=(2,), stopped=(5,))  # seed 2 failed at 0.99 and was stopped early at 0.996
+    seeds = rd.per_seed(trials, rd.param_levels(trials, "ema.momentum_start"), "probe_acc")
+    assert seeds.columns.tolist() == ["seed", "level", "value", "n"]
+    pairs = list(zip(seeds["seed"], seeds["level"], strict=True))
+    assert pairs == [(0, "0.99"), (0, "0.996"), (1, "0.99"), (1, "0.996")]
+    assert seeds["value"].tolist() == pytest.approx([0.80, 0.805, 0.90, 0.905]) and set(seeds["n"]) == {1}
+
+
+def test_per_seed__other_swept_params_are_averaged_per_seed_and_level() -> None:
+    trials_in = [
+        {"params": {"mask.ratio": r, "predictor.depth": d, "train.seed": s}, "seed": s,
+         "metrics": {"probe_acc": 0.5 + r + 0.01 * d + 0.1 * s}}
+        for r in (0.2, 0.4) for d in (1, 2, 3) for s in range(3)
+    ]  # fmt: skip
+    runs = make_runs(trials_in, ["mask.ratio", "predictor.depth"])
+    trials = rd.trials_frame(runs, rd.sweep_info(runs))
+    seeds = rd.per_seed(trials, trials["mask.ratio"], "probe_acc")
+    assert len(seeds) == 6 and set(seeds["n"]) == {3}
+    for row in seeds.itertuples():  # the mean over depths 1, 2 and 3
+        assert row.value == pytest.approx(0.5 + float(row.level) + 0.02 + 0.1 * row.seed)
+
+
+def test_seed_note__seed_spread_beside_setting_spread_in_points() -> None:
+    trials = _seedy()
+    caption, sentence = rd.seed_note(
+        rd.per_seed(trials, trials["ema.momentum_start"], "probe_acc"), "ema.momentum_start", "probe_acc"
+    )
+    assert caption == f"probe_acc per seed across ema.momentum_start ({ONE_LINE_PER_SEED})"
+    # Seeds span 20 and 19.5 points at the two values: 19.75 on average; the means 80.00 and 80.67.
+    assert sentence == (
+        "Seed against setting on `probe_acc`: at one value of `ema.momentum_start` the seeds span 19.75 "
+        "points on average (highest − lowest seed at each of the 2 values two or more seeds reached); the "
+        "mean over seeds spans 0.67 points across the 2 values (highest − lowest)."
+    )
+    failed = _seedy(failed=(2,))  # 0.99 keeps seeds 0 and 1: 10 points apart, mean 85.00
+    _, sentence = rd.seed_note(
+        rd.per_seed(failed, failed["ema.momentum_start"], "probe_acc"), "ema.momentum_start", "probe_acc",
+        ("mask.ratio",),
+    )  # fmt: skip
+    assert "the seeds (each a seed's mean over `mask.ratio`) span 14.75 points on average" in sentence
+    assert "the mean over seeds spans 4.33 points across the 2 values" in sentence
+
+
+def test_seed_note__absent_without_two_seeds_or_two_levels() -> None:
+    trials = _seedy()
+    for part in (trials[trials["seed"] == 0], trials[trials["ema.momentum_start"] == 0.99]):
+        seeds = rd.per_seed(part, part["ema.momentum_start"], "probe_acc")
+        assert len(seeds) in (2, 3) and rd.seed_note(seeds, "ema.momentum_start", "probe_acc") is None
+
+
 def _two_param_trials(ratios: tuple[float, ...] = (0.2, 0.4, 0.6)) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     trials_in = [
@@ -426,6 +491,11 @@ def test_build_report_from_frames__multi_param_sections(tmp_path: Path, ratios: 
     assert out.parent == tmp_path / "fixture" and (out / "parallel_coordinates.png").is_file()
     assert "## Parameter `predictor.depth`" in md and "`mask.ratio` left in the residual" in md
     assert "No per-epoch metric history" in md
+    pooled = f"({ONE_LINE_PER_SEED}; a point is the seed's mean over predictor.depth)"
+    assert f"![probe_acc per seed across mask.ratio {pooled}](mask_ratio_seeds.png)" in md
+    depth = _section(md, "## Parameter `predictor.depth`")
+    assert "the seeds (each a seed's mean over `mask.ratio`) span" in depth
+    assert "(predictor_depth_seeds.png)" in depth
     configs = 3 * len(ratios)
     assert len(pd.read_csv(out / "leaderboard.csv")) == configs
     if configs < 10:
@@ -594,10 +664,16 @@ def test_build_sweep_report__files_and_content(store: dict[str, Any], tmp_path: 
         assert f"| {value} |" in md
     assert "RuntimeError: CUDA out of memory in epoch 2" in md and "yes (RankMe flag)" in md
     assert "Git SHA `deadbeef`" in md and "host `testhost`" in md
-    assert page.count("data:image/png;base64,") == 3 and "<table>" in page
-    assert {"ema_momentum_start_metrics.png", "ema_momentum_start_learning.png"} <= {
-        p.name for p in out.iterdir()
-    }
+    # Metrics vs the parameter, its seeds, learning curves and RankMe.
+    assert page.count("data:image/png;base64,") == 4 and "<table>" in page
+    plots = {f"ema_momentum_start_{kind}.png" for kind in ("metrics", "seeds", "learning")}
+    assert plots <= {p.name for p in out.iterdir()}
+    caption = f"probe_acc per seed across ema.momentum_start ({ONE_LINE_PER_SEED})"
+    assert f"![{caption}](ema_momentum_start_seeds.png)" in md
+    assert f"<figcaption>{caption}</figcaption>" in page
+    # Last epoch: 0.99 at 80.0 and 80.2 (seed 2 failed), 0.996 at 85.0, 85.3 and 85.6; the means 80.1, 85.3.
+    assert "the seeds span 0.40 points on average (highest − lowest seed at each of the 2 values" in md
+    assert "the mean over seeds spans 5.20 points across the 2 values" in md
     # 0.996 leads by 5 points on every seed; 0.99 lost seed 2, so only seeds 0 and 1 inform the difference.
     assert "Best `ema.momentum_start` = 0.996" in md and "Best configuration `ema.momentum_start=0.996`" in md
     assert f"by {TUKEY}" in md and ": distinguishable from it; runner-up " in md

@@ -5,13 +5,16 @@ Trials train on sklearn's digits (bundled, 8x8): these tests check the plumbing,
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.orchestrator.conftest import MlflowRest, params, run_sweep, tags
@@ -45,6 +48,7 @@ smoke:
   resources: {{cpu: 1, gpu: 0}}
   max_concurrent_trials: {concurrency}
 """
+DESCRIPTION = "Does the mask ratio change what I-JEPA learns on digits?"
 
 
 def write_sweep(
@@ -60,12 +64,14 @@ def write_sweep(
 def last_lines(proc: subprocess.CompletedProcess) -> dict[str, str]:
     """The closing lines of a sweep, by their label."""
     out: dict[str, str] = {}
-    for line in proc.stdout.strip().splitlines()[-5:]:
+    for line in proc.stdout.strip().splitlines()[-6:]:
         if line.startswith(("report: ", "parent run: ")):
             label, _, value = line.partition(": ")
             out[label] = value
         elif line.startswith("mlflow ui "):
             out["ui"] = line
+        elif line.startswith("trials with their charts: "):
+            out["trials"] = line.partition(": ")[2]
         elif line.startswith("http://"):
             out["url"] = line
     return out
@@ -80,6 +86,7 @@ def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
     tmp_path: Path, proc_env: dict[str, str], mlflow_server
 ) -> None:
     sweep = write_sweep(tmp_path, "e2e_local", [0.25, 0.4, 0.55], [0])
+    sweep.write_text(sweep.read_text().replace("method: grid", f"description: {DESCRIPTION}\nmethod: grid"))
     proc = run_sweep([str(sweep), "--smoke"], cwd=tmp_path, env=proc_env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     closing = last_lines(proc)
@@ -120,6 +127,87 @@ def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
         assert [s for s, _ in rest.history(child["info"]["run_id"], "train_loss")] == [1, 2]
         assert [s for s, _ in rest.history(child["info"]["run_id"], "probe_acc")] == [2]
         assert "config.yaml" in rest.artifacts(child["info"]["run_id"])
+    answer_on_parent(db, parent_id, children)
+    trials_in_browser(closing["trials"].replace("http://127.0.0.1:5000", rest.url), children, tmp_path)
+
+
+def answer_on_parent(db: Path, parent_id: str, children: list[dict]) -> None:
+    """The parent run carries the sweep's answer, each trial its dataset and commit (read by MlflowClient)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    parent = client.get_run(parent_id)
+    # One seed per configuration: the best configuration's mean is its one trial's validation figure.
+    best = max(
+        children,
+        key=lambda c: float(next(m["value"] for m in c["data"]["metrics"] if m["key"] == "probe_acc")),
+    )
+    best_run = client.get_run(best["info"]["run_id"])
+    metrics, ptags = parent.data.metrics, parent.data.tags
+    assert metrics["best_probe_acc"] == pytest.approx(best_run.data.metrics["probe_acc"])
+    assert metrics["best_test_probe_acc"] == pytest.approx(best_run.data.metrics["test_probe_acc"])
+    label = (
+        f"mask.ratio={best_run.data.params['mask.ratio']}"  # the configuration: the run name less its seed
+    )
+    assert ptags["jepa.best_config"] == label and best_run.info.run_name == f"{label} seed=0"
+    assert ptags["jepa.best.mask.ratio"] == best_run.data.params["mask.ratio"]
+    assert ptags["jepa.verdict"].startswith(f"Best configuration `{label}`")
+    assert ptags["jepa.verdict.distinguishable"] in ("true", "false")
+    note = ptags["mlflow.note.content"]
+    assert note.startswith(DESCRIPTION) and f"**Best configuration:** `{label}`" in note
+    assert client.get_experiment(parent.info.experiment_id).tags["mlflow.note.content"] == DESCRIPTION
+    # MlflowClient.load_table searches the process-global tracking URI, not its own: read the file itself.
+    assert {"path": "leaderboard.json", "type": "table"} in json.loads(ptags["mlflow.loggedArtifacts"])
+    table = json.loads(
+        Path(client.download_artifacts(parent_id, "leaderboard.json", str(db.parent))).read_text()
+    )
+    board = pd.DataFrame(table["data"], columns=table["columns"])
+    assert len(board) == 3 and list(board["rank"]) == [1, 2, 3]
+    assert board["mask.ratio"].iloc[0] == pytest.approx(float(best_run.data.params["mask.ratio"]))
+    digests = set()
+    for child in children:
+        run = client.get_run(child["info"]["run_id"])
+        assert run.data.tags["mlflow.source.name"] == "orchestrator.sweep"
+        assert run.data.tags["jepa.git_sha"].startswith(
+            run.data.tags.get("mlflow.source.git.commit", "unknown")
+        )
+        (item,) = run.inputs.dataset_inputs
+        assert (
+            item.dataset.name == "digits"
+            and {t.key: t.value for t in item.tags}["mlflow.data.context"] == "train"
+        )
+        sizes = json.loads(item.dataset.profile)
+        assert (
+            sizes["test"] == 200
+            and sizes["probe_train"] == 500
+            and sizes["pretrain"] > sizes["validation"] > 0
+        )
+        digests.add(item.dataset.digest)
+    assert len(digests) == 1  # the same images for every trial: only the mask ratio differs
+
+
+def trials_in_browser(url: str, children: list[dict], tmp_path: Path) -> None:
+    """The printed trials URL in headless chromium, as a user opens it: every trial listed, charts drawn."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, (
+        "chromium is not installed (apt-get install chromium; .ci/run installs it): the UI check needs it"
+    )
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    for attempt in range(
+        3
+    ):  # the page fetches runs, then each chart's history: a slow machine may need longer
+        proc = subprocess.run(
+            [chromium, *flags, f"--user-data-dir={tmp_path / f'chromium{attempt}'}", "--window-size=1400,900",
+             f"--virtual-time-budget={30000 * (attempt + 1)}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        page = proc.stdout
+        names = [c["info"]["run_name"] for c in children]
+        if all(n in page for n in names) and "js-plotly-plot" in page:
+            break
+    missing = [n for n in names if n not in page]
+    assert not missing, f"trials not listed at {url}: {missing}\n{proc.stderr[-2000:]}"
+    assert "js-plotly-plot" in page, f"no metric chart rendered at {url}"
 
 
 @pytest.mark.slow
