@@ -40,10 +40,11 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from jepa_core.config import Config, ConfigError, build_config, parse_set
 from jepa_core.data import DataError, RandomResizedCropAug
+from jepa_core.host_sync import SyncCounter
 from jepa_core.masks import BlockMaskSampler, MaskBatch, describe
-from jepa_core.models import IJepa
+from jepa_core.models import IJepa, Packing
 from jepa_core.naive_step import naive_loss, naive_train_step
-from jepa_core.train import EpochReport, param_groups, resolve_device, train, train_step
+from jepa_core.train import EpochReport, make_optimizer, resolve_device, train, train_step
 
 CHANNELS = {"fashion_mnist": 1, "digits": 1}
 StepFn = Callable[..., torch.Tensor]
@@ -163,8 +164,7 @@ class StepBench:
         )
         # Compiled later (see run_bench): FLOPs are counted on the eager model.
         self.model = IJepa(cfg, chans).to(device)
-        fused = {"fused": True} if device.type == "cuda" else {}
-        self.optimizer = torch.optim.AdamW(param_groups(self.model), lr=cfg.optim.lr, **fused)
+        self.optimizer = make_optimizer(self.model, cfg)  # the trainer's: fused, configured betas
         grid = self.model.encoder.grid
         m = cfg.mask
         self.sampler = BlockMaskSampler(
@@ -179,15 +179,19 @@ class StepBench:
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.mask_stats: list[dict[str, float]] = []
 
-    def batch(self) -> tuple[torch.Tensor, MaskBatch]:
-        """The next augmented batch and its masks (on the device)."""
+    def batch(self) -> tuple[torch.Tensor, MaskBatch, Packing]:
+        """The next augmented batch, its masks and their context packing (built on the host, then moved to
+        the device, as the trainer does)."""
         x = self.aug(self.images, self.generator)
         masks = self.sampler(x.shape[0], self.generator)
         self.mask_stats.append(describe(masks, self.model.encoder.num_patches))
-        return x, masks.to(self.device)
+        return x, masks.to(self.device), Packing.of(masks.context_valid).to(self.device)
 
     def step(self) -> torch.Tensor:
-        x, masks = self.batch()
+        return self.device_step(*self.batch())
+
+    def device_step(self, x: torch.Tensor, masks: MaskBatch, packing: Packing) -> torch.Tensor:
+        """The step's device part: loss, backward, AdamW and EMA on a prepared batch."""
         return self.step_fn(
             self.model,
             self.optimizer,
@@ -199,7 +203,15 @@ class StepBench:
             loss_kind=self.cfg.loss.kind,
             amp=self.amp,
             grad_clip=self.cfg.optim.grad_clip,
+            packing=packing,
         )
+
+    def host_syncs(self) -> int:
+        """Host synchronisations in the device part of one step (:class:`jepa_core.host_sync.SyncCounter`)."""
+        batch = self.batch()
+        with SyncCounter() as counter:
+            self.device_step(*batch)
+        return counter.total
 
     def flops_per_img(self, reps: int = 4) -> float:
         """Model FLOPs of one step (forward + backward), averaged over a few mask draws, per image."""
@@ -223,6 +235,7 @@ def run_bench(
     """FLOPs, median img/s and fraction of the matmul peak of the fast step on ``cfg``."""
     bench = StepBench(cfg, device)
     flops = bench.flops_per_img()
+    syncs = bench.host_syncs()  # on the eager model: a dispatch mode sees every operator there
     if cfg.train.compile:
         bench.model.compile_for_training()
     bench.mask_stats.clear()
@@ -245,6 +258,7 @@ def run_bench(
         "achieved_gflops": achieved,
         "matmul_peak_gflops": peak,
         "fraction_of_peak": achieved / peak,
+        "host_syncs_per_step": syncs,
     }
 
 
@@ -314,14 +328,14 @@ def loss_agreement(fast: StepBench, one_pass: StepBench, naive: StepBench) -> di
     The one-pass variant is a different model, so its loss is reported beside them, not checked. Draws one
     batch from each bench (identical by construction) so all keep seeing the same masks later.
     """
-    x, masks = fast.batch()
+    x, masks, packing = fast.batch()
     one_pass.batch()
     naive.batch()
     cfg = fast.cfg
     idx = (masks.context_idx, masks.context_valid, masks.target_idx)
     with torch.no_grad(), torch.autocast(x.device.type, dtype=fast.amp, enabled=fast.amp is not None):
-        f = float(fast.model.loss(x, *idx, cfg.loss.kind))
-        v = float(one_pass.model.loss(x, *idx, cfg.loss.kind))
+        f = float(fast.model.loss(x, *idx, cfg.loss.kind, packing))
+        v = float(one_pass.model.loss(x, *idx, cfg.loss.kind, packing))
         n = float(naive_loss(fast.model, x, masks, cfg.loss.kind))
     return {"loss_fast": f, "loss_naive": n, "loss_rel_diff": abs(f - n) / abs(n), "loss_one_pass": v}
 

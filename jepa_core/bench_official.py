@@ -37,6 +37,7 @@ from torch import nn
 from jepa_core import bench
 from jepa_core.config import Config
 from jepa_core.masks import BlockMaskSampler, MaskBatch
+from jepa_core.models import Packing
 from jepa_core.naive_step import naive_train_step
 
 # The modules and names used here, as the official code imports them (``src`` is a top-level package).
@@ -213,10 +214,10 @@ class ProjectStepBench(bench.StepBench):
     """A :class:`~jepa_core.bench.StepBench` whose mask stats also hold each batch's predicted tokens per
     image, ``K * T`` (``predicted_tokens_mean``)."""
 
-    def batch(self) -> tuple[torch.Tensor, MaskBatch]:
-        x, masks = super().batch()
+    def batch(self) -> tuple[torch.Tensor, MaskBatch, Packing]:
+        x, masks, packing = super().batch()
         self.mask_stats[-1]["predicted_tokens_mean"] = float(masks.target_idx[0].numel())
-        return x, masks
+        return x, masks, packing
 
 
 def official_predicted_tokens(code: OfficialCode, cfg: Config, draws: int) -> float:

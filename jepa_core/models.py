@@ -81,6 +81,12 @@ class Packing(NamedTuple):
         padded = index.shape[0] < b * length
         return cls(index, b, length, valid[:, None, None, :] if padded else None)
 
+    def to(self, device: torch.device | str) -> Packing:
+        """This packing with its tensors on ``device``: built on the host from host masks, then moved, so the
+        device never runs the data-dependent ``nonzero`` (a host synchronisation on CUDA)."""
+        key_ok = None if self.key_ok is None else self.key_ok.to(device, non_blocking=True)
+        return Packing(self.index.to(device, non_blocking=True), self.batch, self.length, key_ok)
+
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, L, ...)`` -> ``(N, ...)`` valid tokens."""
         return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
@@ -495,11 +501,14 @@ class IJepa(nn.Module):
         context_valid: torch.Tensor,
         target_idx: torch.Tensor,
         kind: str = "l2",
+        packing: Packing | None = None,
     ) -> torch.Tensor:
         """The I-JEPA objective on one batch.
 
         Targets are the target encoder's layer-normed embeddings of the full image at the target patches; the
-        loss is their L2 (mean squared error) or smooth-L1 distance to the predictions.
+        loss is their L2 (mean squared error) or smooth-L1 distance to the predictions. ``packing`` is
+        ``Packing.of(context_valid)`` built by the caller on the host (the trainer does); without it, it is
+        built here, which synchronises a CUDA device with the host once.
         """
         b, k, t = target_idx.shape
         with torch.no_grad():
@@ -508,7 +517,7 @@ class IJepa(nn.Module):
             targets = _gather_tokens(h, target_idx.reshape(b, k * t)).reshape(b, k, t, -1)
         # Computed outside the compiled encoder and predictor: where the valid context tokens are, and whether
         # any context is padded at all (without padding, attention runs unmasked, a faster kernel).
-        packing = Packing.of(context_valid)
+        packing = Packing.of(context_valid) if packing is None else packing
         z = self.encoder(images, context_idx, packing=packing)
         pred = self.predictor(z, context_idx, context_valid, target_idx, packing)
         if kind == "smooth_l1":

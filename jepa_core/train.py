@@ -44,7 +44,7 @@ from jepa_core.checkpoint import (
 from jepa_core.config import Config, ConfigError, build_config, dump_yaml, parse_set
 from jepa_core.evaluate import collapse_warning, evaluate_features, extract_features
 from jepa_core.masks import BlockMaskSampler, MaskBatch
-from jepa_core.models import IJepa
+from jepa_core.models import IJepa, Packing
 
 # Keys that may differ between a checkpoint and the config resuming it: they never touch the run's math.
 # Every other key must match (train.epochs, for one, moves the LR, WD and EMA schedules), except train.device,
@@ -280,6 +280,17 @@ def param_groups(model: IJepa) -> list[dict[str, Any]]:
     return [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
 
 
+def make_optimizer(model: IJepa, cfg: Config) -> torch.optim.Optimizer:
+    """AdamW over :func:`param_groups` with the configured lr and betas (weight decay is set every step).
+
+    Fused on every device: one kernel per step, and its step counters stay on the device, where the
+    single-tensor AdamW reads each parameter's step back to the host (47 reads per step at the tiny test
+    config).
+    """
+    o = cfg.optim
+    return torch.optim.AdamW(param_groups(model), lr=o.lr, betas=(o.beta1, o.beta2), fused=True)
+
+
 def train_step(
     model: IJepa,
     optimizer: torch.optim.Optimizer,
@@ -293,15 +304,23 @@ def train_step(
     amp: torch.dtype | None,
     grad_clip: float,
     loss_fn: Callable[[IJepa, torch.Tensor, MaskBatch, str], torch.Tensor] | None = None,
+    packing: Packing | None = None,
 ) -> torch.Tensor:
-    """One optimisation step: I-JEPA loss, AdamW update of encoder and predictor, EMA of the target."""
+    """One optimisation step: I-JEPA loss, AdamW update of encoder and predictor, EMA of the target.
+
+    With ``packing`` built on the host (``Packing.of(host_masks.context_valid).to(device)``) and the optimizer
+    from :func:`make_optimizer`, the step reads nothing back from the device: no host synchronisation
+    (``tests/jepa_core/test_host_sync.py`` counts them).
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr
         if group["apply_wd"]:
             group["weight_decay"] = wd
     with torch.autocast(images.device.type, dtype=amp, enabled=amp is not None):
         if loss_fn is None:
-            loss = model.loss(images, masks.context_idx, masks.context_valid, masks.target_idx, loss_kind)
+            loss = model.loss(
+                images, masks.context_idx, masks.context_valid, masks.target_idx, loss_kind, packing
+            )
         else:  # e.g. the naive baseline step (jepa_core.naive_step), for benchmarks
             loss = loss_fn(model, images, masks, loss_kind)
     optimizer.zero_grad(set_to_none=True)
@@ -341,10 +360,7 @@ class Trainer:
         self.model = IJepa(cfg, self.data.in_chans).to(self.device)
         if cfg.train.compile:
             self.model.compile_for_training()
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.optimizer = torch.optim.AdamW(
-            param_groups(self.model), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), **fused
-        )
+        self.optimizer = make_optimizer(self.model, cfg)
         grid = self.model.encoder.grid
         m = cfg.mask
         self.sampler = BlockMaskSampler(
@@ -435,7 +451,12 @@ class Trainer:
         start = time.perf_counter()
         n_steps = 0
         for images in self.data.batches(self.steps_per_epoch, self.generator, epoch, cfg.data.workers):
-            masks = self.sampler(images.shape[0], self.generator).to(self.device)
+            # Mask statistics and the context packing come from the host masks, before they move: the device
+            # part of the step then never waits for the host.
+            host = self.sampler(images.shape[0], self.generator)
+            ctx_sum += float(host.context_valid.sum()) / images.shape[0]
+            packing = Packing.of(host.context_valid).to(self.device)
+            masks = host.to(self.device)
             s = self.step
             loss = train_step(
                 self.model,
@@ -450,9 +471,9 @@ class Trainer:
                 loss_kind=cfg.loss.kind,
                 amp=self.amp,
                 grad_clip=o.grad_clip,
+                packing=packing,
             )
             loss_sum += loss
-            ctx_sum += float(masks.context_valid.sum()) / images.shape[0]
             tgt_sum += masks.target_idx.shape[1] * masks.target_idx.shape[2]
             self.step += 1
             n_steps += 1

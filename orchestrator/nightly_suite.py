@@ -57,6 +57,7 @@ BENCH_METRICS = (
     "fraction_of_peak",
     "context_patches_mean",
     "target_patches_mean",
+    "host_syncs_per_step",
 )
 QUALITY_METRICS = (
     *("probe_acc", "knn_acc", "test_probe_acc", "test_knn_acc"),

@@ -383,6 +383,7 @@ _UNITS = {
     "wall_ratio": "x",
     "context_patches_mean": "patches",
     "target_patches_mean": "patches",
+    "host_syncs_per_step": "syncs/step",
 }
 
 
