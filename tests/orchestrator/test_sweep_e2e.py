@@ -137,19 +137,21 @@ def answer_on_parent(db: Path, parent_id: str, children: list[dict]) -> None:
 
     client = MlflowClient(f"sqlite:///{db}")
     parent = client.get_run(parent_id)
-    # One seed per configuration: the best configuration's mean is its one trial's validation figure.
-    best = max(
-        children,
-        key=lambda c: float(next(m["value"] for m in c["data"]["metrics"] if m["key"] == "probe_acc")),
-    )
-    best_run = client.get_run(best["info"]["run_id"])
+
+    # One seed per configuration: the best configuration's mean is its one trial's validation figure. On a
+    # 500-image validation split two settings can tie; the parent names one of the tied, consistently.
+    def acc(child: dict) -> float:
+        return float(next(m["value"] for m in child["data"]["metrics"] if m["key"] == "probe_acc"))
+
+    top = max(acc(c) for c in children)
+    tied = {c["info"]["run_name"]: c for c in children if acc(c) == top}
     metrics, ptags = parent.data.metrics, parent.data.tags
+    label = ptags["jepa.best_config"]  # the configuration: the run name less its seed
+    assert f"{label} seed=0" in tied, (label, sorted(tied))
+    best_run = client.get_run(tied[f"{label} seed=0"]["info"]["run_id"])
     assert metrics["best_probe_acc"] == pytest.approx(best_run.data.metrics["probe_acc"])
     assert metrics["best_test_probe_acc"] == pytest.approx(best_run.data.metrics["test_probe_acc"])
-    label = (
-        f"mask.ratio={best_run.data.params['mask.ratio']}"  # the configuration: the run name less its seed
-    )
-    assert ptags["jepa.best_config"] == label and best_run.info.run_name == f"{label} seed=0"
+    assert label == f"mask.ratio={best_run.data.params['mask.ratio']}"
     assert ptags["jepa.best.mask.ratio"] == best_run.data.params["mask.ratio"]
     assert ptags["jepa.verdict"].startswith(f"Best configuration `{label}`")
     assert ptags["jepa.verdict.distinguishable"] in ("true", "false")
