@@ -241,7 +241,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     run.requeue(pending)
     if not run.reopened:
         _log_dataset(ctx.tracking_uri, run.run_id, cfg)
-    if run.reopened:  # a retry or --resume: it may run on another node, from a checkpoint
+    else:  # a retry or --resume: it may run on another node, from a checkpoint
         for key, value in (
             ("jepa.node_id", tags["jepa.node_id"]),
             ("jepa.resumed_from_epoch", resumed_epoch),
