@@ -1,0 +1,5 @@
+"""`python -m orchestrator.report`."""
+
+from orchestrator.report.compose import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""`python -m orchestrator.sweep`."""
+
+from orchestrator.sweep.cli import main
+
+raise SystemExit(main())

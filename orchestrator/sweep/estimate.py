@@ -1,0 +1,163 @@
+"""What a sweep will cost before it starts: the trial table and a wall-time estimate (``--dry-run``).
+
+Analytic FLOPs per trial over effective throughputs measured on real runs: a rough guide, not a promise.
+Imports nothing heavy, so ``--dry-run`` answers in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from jepa_core.config import Config, default_val_size
+from orchestrator.sweep.spec import SweepPlan
+
+# ---- cost estimate --------------------------------------------------------------------------------
+CPU_GFLOPS_PER_THREAD = 18.0  # a smoke trial alone, 2-core Debian VM, torch 2.14 fp32, 1 thread
+GPU_TFLOPS = 20.0  # fmnist_gpu alone on one H100 (bf16, torch 2.11): 4.5 s per 60k-image epoch
+GPU_SHARING_GAIN = 0.375  # each extra trial sharing the GPU adds this much throughput (3 trials: 1.75x)
+TRIAL_SETUP_S = {"cpu": 8.0, "gpu": 25.0}  # process start, imports, data load, first-epoch warm-up
+EVAL_FIXED_S = {"cpu": 0.5, "gpu": 1.5}  # linear probe and kNN fit per evaluation
+SWEEP_FIXED_S = 30.0  # Ray start, MLflow set-up, the first workers' imports, the report (measured: 20-35 s)
+DATASET_SIZES = {
+    "fashion_mnist": (60000, 10000),
+    "digits": (1437, 360),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+    "imagenet": (1281167, 50000),
+}
+
+
+def _encoder_flops(tokens: float, dim: int, depth: int, mlp_ratio: float) -> float:
+    # Per block: qkv + proj (4 D^2) and MLP (2 r D^2) matmuls, attention scores and mix (2 n D); x2 per MAC.
+    return depth * 2 * (tokens * dim * dim * (4 + 2 * mlp_ratio) + 2 * tokens * tokens * dim)
+
+
+def _evaluations(cfg: Config) -> int:
+    """Evaluations in one trial: every ``eval.every`` epochs and after the last, or once at the end."""
+    every = cfg.eval.every
+    return 1 if every == 0 else math.ceil(cfg.train.epochs / every)
+
+
+def trial_flops(cfg: Config) -> tuple[float, float] | None:
+    """(training FLOPs, evaluation FLOPs) of one trial, or None for a dataset of unknown size."""
+    d, m, p, k = cfg.data, cfg.model, cfg.predictor, cfg.mask
+    if d.name not in DATASET_SIZES:
+        return None
+    n_split, n_test = DATASET_SIZES[d.name]  # the official training split; pretraining may use a subset
+    n_train = min(n_split, d.subset or n_split)
+    steps = max(1, n_train // cfg.train.batch_size)
+    if cfg.train.steps_per_epoch:
+        steps = min(steps, cfg.train.steps_per_epoch)
+    tokens = (d.image_size // m.patch_size) ** 2
+    context = max(k.min_context, tokens * (1 - k.ratio) * (k.context_scale_min + k.context_scale_max) / 2)
+    target_enc = _encoder_flops(tokens, m.embed_dim, m.depth, m.mlp_ratio)
+    step_img = 3 * _encoder_flops(context, m.embed_dim, m.depth, m.mlp_ratio) + target_enc
+    targets = tokens * k.ratio  # patches of all target blocks together
+    if p.one_pass:  # the variant: the context and every target block in one masked pass
+        step_img += 3 * _encoder_flops(context + targets, p.embed_dim, p.depth, 4.0)
+    else:  # the paper's predictor: one pass per block over the context and that block's mask tokens
+        blocks = k.num_targets
+        step_img += 3 * blocks * _encoder_flops(context + targets / blocks, p.embed_dim, p.depth, 4.0)
+    train_flops = cfg.train.epochs * steps * cfg.train.batch_size * step_img
+    # Each evaluation encodes the probe's training images and the validation split; the test split once.
+    validation = cfg.eval.val_size or default_val_size(n_split)
+    per_eval = min(cfg.eval.train_subset, n_split - validation) + validation
+    eval_images = max(1, _evaluations(cfg)) * per_eval + (cfg.eval.test_subset or n_test)
+    return train_flops, eval_images * target_enc
+
+
+def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
+    """Estimated wall seconds of one trial on ``device`` ("cpu" with ``cpus`` threads, or "gpu")."""
+    flops = trial_flops(cfg)
+    if flops is None:
+        return None
+    rate = GPU_TFLOPS * 1e12 if device == "gpu" else CPU_GFLOPS_PER_THREAD * 1e9 * max(1, int(cpus))
+    return TRIAL_SETUP_S[device] + sum(flops) / rate + _evaluations(cfg) * EVAL_FIXED_S[device]
+
+
+def local_gpus() -> int:
+    """NVIDIA GPUs on this machine, without importing torch (``--dry-run`` must stay fast)."""
+    folder = Path("/proc/driver/nvidia/gpus")
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+def sweep_estimate(plan: SweepPlan, cpus: float, gpus: float) -> tuple[float | None, str, int]:
+    """(estimated wall seconds, device kind, concurrent trials) of the whole sweep on such a machine.
+
+    Mirrors what ``run_sweep`` asks Ray for: a GPU sweep on a machine without GPUs runs on CPU, and a trial
+    asking for more CPUs than the machine has gets all of them.
+    """
+    r, n = plan.resources, plan.num_trials
+    use_gpu = r.gpu > 0 and gpus > 0
+    threads = max(1.0, min(r.cpu, cpus))
+    fits = [int(cpus // threads)] + ([int(gpus // r.gpu)] if use_gpu else [])
+    conc = max(1, min(*fits, plan.max_concurrent_trials or n, n))
+    device = "gpu" if use_gpu else "cpu"
+    rows = plan.trials or [None] * plan.num_trials
+    per_trial = []
+    for t in rows:
+        cfg = plan.trial_config(t.params, t.seed) if t else plan.trial_config({}, plan.spec.seeds[0])
+        per_trial.append(trial_seconds(cfg, device, threads))
+    if any(s is None for s in per_trial):
+        return None, device, conc
+    # Trials sharing one GPU overlap imperfectly (measured on an H100: 3 trials give 1.75x one).
+    share = conc if device == "cpu" else 1 + (conc - 1) * GPU_SHARING_GAIN
+    return SWEEP_FIXED_S + sum(s for s in per_trial if s is not None) / share, device, conc
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---- dry run --------------------------------------------------------------------------------
+def trial_table(plan: SweepPlan) -> str:
+    """The trial table as aligned text (also logged to the parent run)."""
+    spec = plan.spec
+    if not plan.trials:
+        lines = [
+            f"{spec.num_samples} configurations suggested by Optuna TPE while the sweep runs, "
+            f"x {len(spec.seeds)} seeds = {plan.num_trials} trials"
+        ]
+        lines += [f"  {p.describe()}" for p in spec.parameters]
+        return "\n".join(lines)
+    keys = spec.swept_keys
+    header = ["#", "config_id", *keys, "seed"]
+
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = [[str(t.index), t.config_id, *(cell(t.params[k]) for k in keys), str(t.seed)] for t in plan.trials]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )
+
+
+def describe(plan: SweepPlan, cpus: float, gpus: float) -> str:
+    spec = plan.spec
+    seconds, device, conc = sweep_estimate(plan, cpus, gpus)
+    machine = f"this machine ({cpus:g} CPUs, {gpus} GPUs)"
+    lines = [
+        f"sweep {spec.name}: method {spec.method}, metric {spec.metric} ({spec.goal}), "
+        f"{plan.num_trials} trials{' (--smoke)' if plan.smoke else ''}",
+        f"resources per trial: {plan.resources.cpu:g} CPU, {plan.resources.gpu:g} GPU; "
+        f"scheduler {spec.scheduler.kind}; max failures per trial {spec.max_failures}",
+    ]
+    est = "unknown (dataset size not known)" if seconds is None else f"~{fmt_duration(seconds)}"
+    lines.append(f"estimated wall time on {machine}: {est} on {device}, {conc} trial(s) at a time")
+    if plan.resources.gpu > 0 and gpus == 0:
+        gpu_s, _, gpu_conc = sweep_estimate(plan, max(cpus, 16.0), 1)
+        if gpu_s is not None:
+            lines.append(
+                f"estimated wall time on one H100 (16 CPUs): ~{fmt_duration(gpu_s)}, "
+                f"{gpu_conc} trials at a time"
+            )
+    if spec.expected_runtime and not plan.smoke:
+        lines.append(f"expected runtime (sweep file): {spec.expected_runtime}")
+    return "\n".join(lines)
