@@ -26,20 +26,11 @@ def load_encoder(checkpoint_path: str | Path) -> torch.nn.Module:
     load too (the encoder does not depend on the predictor's keys).
     """
     from jepa_core.checkpoint import checkpoint_config, load_checkpoint
-    from jepa_core.models import JepaEncoder, PooledEncoder
+    from jepa_core.models import PooledEncoder, build_encoder
 
     state = load_checkpoint(checkpoint_path)
     cfg = checkpoint_config(state, checkpoint_path)
-    m = cfg.model
-    encoder = JepaEncoder(
-        cfg.data.image_size,
-        m.patch_size,
-        int(state["in_chans"]),
-        m.embed_dim,
-        m.depth,
-        m.num_heads,
-        m.mlp_ratio,
-    )
+    encoder = build_encoder(cfg, int(state["in_chans"]))
     encoder.load_state_dict(state["target"])
     return PooledEncoder(encoder).eval().requires_grad_(False)
 

@@ -43,8 +43,8 @@ from jepa_core.checkpoint import (
 )
 from jepa_core.config import Config, ConfigError, build_config, dump_yaml, parse_set
 from jepa_core.evaluate import collapse_warning, evaluate_features, extract_features
-from jepa_core.masks import BlockMaskSampler, MaskBatch
-from jepa_core.models import IJepa, Packing
+from jepa_core.masks import MaskBatch, mask_sampler
+from jepa_core.models import IJepa, Packing, build_ijepa
 
 # Keys that may differ between a checkpoint and the config resuming it: they never touch the run's math.
 # Every other key must match (train.epochs, for one, moves the LR, WD and EMA schedules), except train.device,
@@ -357,21 +357,13 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.data = TrainData(cfg, self.device)
         self.eval_data = EvalData(cfg, self.device)
-        self.model = IJepa(cfg, self.data.in_chans).to(self.device)
+        self.model = build_ijepa(cfg, self.data.in_chans).to(self.device)
         if cfg.train.compile:
             self.model.compile_for_training()
         self.optimizer = make_optimizer(self.model, cfg)
         grid = self.model.encoder.grid
         m = cfg.mask
-        self.sampler = BlockMaskSampler(
-            grid,
-            grid,
-            ratio=m.ratio,
-            num_targets=m.num_targets,
-            target_aspect=(m.target_aspect_min, m.target_aspect_max),
-            context_scale=(m.context_scale_min, m.context_scale_max),
-            min_context=m.min_context,
-        )
+        self.sampler = mask_sampler(m, grid)
         self.steps_per_epoch = self.data.steps_per_epoch(cfg.train.steps_per_epoch)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
         self.epoch, self.step, self.elapsed = 0, 0, 0.0

@@ -41,8 +41,8 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 from jepa_core.config import Config, ConfigError, build_config, parse_set
 from jepa_core.data import DataError, RandomResizedCropAug
 from jepa_core.host_sync import SyncCounter
-from jepa_core.masks import BlockMaskSampler, MaskBatch, describe
-from jepa_core.models import IJepa, Packing
+from jepa_core.masks import MaskBatch, describe, mask_sampler
+from jepa_core.models import Packing, build_ijepa
 from jepa_core.naive_step import naive_loss, naive_train_step
 from jepa_core.train import EpochReport, make_optimizer, resolve_device, train, train_step
 
@@ -163,19 +163,11 @@ class StepBench:
             s, (0.5,) * chans, (0.25,) * chans, scale=(cfg.data.crop_scale_min, cfg.data.crop_scale_max)
         )
         # Compiled later (see run_bench): FLOPs are counted on the eager model.
-        self.model = IJepa(cfg, chans).to(device)
+        self.model = build_ijepa(cfg, chans).to(device)
         self.optimizer = make_optimizer(self.model, cfg)  # the trainer's: fused, configured betas
         grid = self.model.encoder.grid
         m = cfg.mask
-        self.sampler = BlockMaskSampler(
-            grid,
-            grid,
-            ratio=m.ratio,
-            num_targets=m.num_targets,
-            target_aspect=(m.target_aspect_min, m.target_aspect_max),
-            context_scale=(m.context_scale_min, m.context_scale_max),
-            min_context=m.min_context,
-        )
+        self.sampler = mask_sampler(m, grid)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.mask_stats: list[dict[str, float]] = []
 

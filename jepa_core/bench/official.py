@@ -36,7 +36,7 @@ from torch import nn
 
 from jepa_core import bench
 from jepa_core.config import Config
-from jepa_core.masks import BlockMaskSampler, MaskBatch
+from jepa_core.masks import MaskBatch, mask_sampler
 from jepa_core.models import Packing
 from jepa_core.naive_step import naive_train_step
 
@@ -233,15 +233,7 @@ def project_predicted_tokens(cfg: Config, ratio: float, draws: int, seed: int = 
     """Mean ``K * T`` of this project's sampler for ``cfg.mask`` at ``mask.ratio = ratio``, over ``draws``
     batches (``T`` is drawn per batch)."""
     grid, m = cfg.data.image_size // cfg.model.patch_size, cfg.mask
-    sampler = BlockMaskSampler(
-        grid,
-        grid,
-        ratio=ratio,
-        num_targets=m.num_targets,
-        target_aspect=(m.target_aspect_min, m.target_aspect_max),
-        context_scale=(m.context_scale_min, m.context_scale_max),
-        min_context=m.min_context,
-    )
+    sampler = mask_sampler(m, grid, ratio)
     gen = torch.Generator().manual_seed(seed)  # the same seed for every ratio tried: a smoother curve
     return statistics.fmean(sampler(1, gen).target_idx[0].numel() for _ in range(draws))  # K * T each
 

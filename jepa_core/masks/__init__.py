@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
+from jepa_core.config import MaskConfig
+
 __all__ = ["BlockMaskSampler", "MaskBatch", "describe"]
 
 # Number of repair rounds for samples whose context is too small (per repair stage). Each round only
@@ -493,3 +495,19 @@ def _pack(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.sort(key, dim=1).values[:, :width]
     valid = torch.arange(width, device=mask.device)[None, :] < counts[:, None]
     return torch.where(valid, idx, 0), valid
+
+
+def mask_sampler(cfg: MaskConfig, grid: int, ratio: float | None = None) -> BlockMaskSampler:
+    """The block-mask sampler of ``cfg`` on a ``grid`` x ``grid`` patch grid: the one place one is built.
+
+    ``ratio`` replaces ``cfg.ratio`` (the official-code comparison searches for the one matching its tokens).
+    """
+    return BlockMaskSampler(
+        grid,
+        grid,
+        ratio=cfg.ratio if ratio is None else ratio,
+        num_targets=cfg.num_targets,
+        target_aspect=(cfg.target_aspect_min, cfg.target_aspect_max),
+        context_scale=(cfg.context_scale_min, cfg.context_scale_max),
+        min_context=cfg.min_context,
+    )

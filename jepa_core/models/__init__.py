@@ -534,3 +534,23 @@ class PooledEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder.pooled(images)
+
+
+def build_encoder(cfg: Config, in_chans: int) -> JepaEncoder:
+    """The context (and target) encoder ``cfg`` describes; the one place an encoder is built."""
+    m = cfg.model
+    return JepaEncoder(
+        cfg.data.image_size,
+        m.patch_size,
+        in_chans,
+        m.embed_dim,
+        m.depth,
+        m.num_heads,
+        m.mlp_ratio,
+        m.drop_path,
+    )
+
+
+def build_ijepa(cfg: Config, in_chans: int) -> IJepa:
+    """The I-JEPA model ``cfg`` describes, freshly initialised; the one place a model is built."""
+    return IJepa(cfg, in_chans)
