@@ -26,7 +26,6 @@ import argparse
 import copy
 import json
 import math
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,10 +37,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from jepa_core import machine
 from jepa_core.config import Config, ConfigError, build_config, parse_set
 from jepa_core.data import DataError, RandomResizedCropAug
 from jepa_core.host_sync import SyncCounter
-from jepa_core.masks import MaskBatch, describe, mask_sampler
+from jepa_core.masks import MaskBatch, mask_sampler, mask_stats
 from jepa_core.models import Packing, build_ijepa
 from jepa_core.naive_step import naive_loss, naive_train_step
 from jepa_core.train import EpochReport, make_optimizer, resolve_device, train, train_step
@@ -176,7 +176,7 @@ class StepBench:
         the device, as the trainer does)."""
         x = self.aug(self.images, self.generator)
         masks = self.sampler(x.shape[0], self.generator)
-        self.mask_stats.append(describe(masks, self.model.encoder.num_patches))
+        self.mask_stats.append(mask_stats(masks, self.model.encoder.num_patches))
         return x, masks.to(self.device), Packing.of(masks.context_valid).to(self.device)
 
     def step(self) -> torch.Tensor:
@@ -238,7 +238,7 @@ def run_bench(
     stats = {k: statistics.fmean(s[k] for s in bench.mask_stats) for k in bench.mask_stats[0]}
     achieved = flops * img_per_s / 1e9
     return {
-        **_machine(device),
+        **machine.compute(device),
         "batch_size": cfg.train.batch_size,
         "image_size": cfg.data.image_size,
         "predictor_one_pass": cfg.predictor.one_pass,
@@ -252,24 +252,6 @@ def run_bench(
         "fraction_of_peak": achieved / peak,
         "host_syncs_per_step": syncs,
     }
-
-
-def cpu_name() -> str:
-    """The CPU model as the kernel reports it, else what Python knows."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _machine(device: torch.device) -> dict[str, str | int]:
-    """Which machine produced the numbers (every figure the bench prints is from this one)."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {"device": name, "threads": torch.get_num_threads()}
 
 
 MATMUL_OPS = frozenset({"mm", "addmm", "bmm", "baddbmm", "addbmm"})
@@ -399,7 +381,7 @@ def run_cpu_suite(
     paths["fast"]["kernels"] = kernel_breakdown(benches["fast"], peak)
     return {
         "suite": "cpu",
-        **_machine(device),
+        **machine.compute(device),
         "batch_size": batch,
         "image_size": cfg.data.image_size,
         "rounds": rounds,

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jepa_core import bench
+from jepa_core import machine as machine_info
 from jepa_core.config import Config
 from jepa_core.masks import MaskBatch, mask_sampler
 from jepa_core.models import Packing
@@ -353,7 +354,7 @@ def run_official_suite(
     def ratio_of(slow: str, quick: str) -> float:
         return med(s.wall_s / q.wall_s for s, q in zip(times[slow], times[quick], strict=True))
 
-    machine = {"device": bench.cpu_name(), "threads": torch.get_num_threads()}
+    machine = machine_info.compute(torch.device("cpu"))
     shape = {"batch_size": batch, "image_size": cfg.data.image_size, "num_patches": grid * grid}
     return {
         **{"suite": "cpu", "comparison": "official", **machine, **shape, "rounds": rounds},

@@ -33,7 +33,7 @@ import torch
 
 from jepa_core.config import MaskConfig
 
-__all__ = ["BlockMaskSampler", "MaskBatch", "describe"]
+__all__ = ["BlockMaskSampler", "MaskBatch", "mask_sampler", "mask_stats"]
 
 # Number of repair rounds for samples whose context is too small (per repair stage). Each round only
 # redraws the offending rows, so the cost is negligible once few samples remain.
@@ -92,7 +92,7 @@ class MaskBatch:
         return mask[:, :num_patches]
 
 
-def describe(mask: MaskBatch, num_patches: int) -> dict[str, float]:
+def mask_stats(mask: MaskBatch, num_patches: int) -> dict[str, float]:
     """Summarises a mask batch for benchmarks and logs.
 
     Args:

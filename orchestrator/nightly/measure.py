@@ -65,20 +65,10 @@ class NightResult:
 
 
 def device_kind() -> str:
-    """``cuda:<gpu name>`` where CUDA is available, else ``cpu:<model> x<cores>``.
+    """The machine kind nights compare within (:func:`jepa_core.machine.device_kind`)."""
+    from jepa_core.machine import device_kind as kind
 
-    Nights compare only within one device kind. The core count is part of a CPU's kind: the same CPU model
-    in a 2-core VM and in a 64-core box are different machines to a throughput benchmark.
-    """
-    import torch
-
-    from jepa_core.bench import cpu_name
-
-    if torch.cuda.is_available():
-        kind = f"cuda:{torch.cuda.get_device_name(0)}"
-    else:
-        kind = f"cpu:{cpu_name()} x{os.cpu_count() or 1}"
-    return kind.replace("'", "").replace('"', "")  # it is quoted in MLflow search filters
+    return kind()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ All calls go through an explicit :class:`mlflow.MlflowClient` on the resolved UR
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from jepa_core import machine
 from orchestrator.tracking import runs as tracking
 
 ROLE = "jepa.role"
@@ -57,12 +57,7 @@ def since_reset(nights: list[Night]) -> list[Night]:
 
 def environment_tags() -> dict[str, str]:
     """Git SHA, host, Python and the torch, ray, mlflow and timm versions."""
-    tags = tracking.environment_tags()
-    try:
-        tags["jepa.timm_version"] = importlib.metadata.version("timm")
-    except importlib.metadata.PackageNotFoundError:
-        tags["jepa.timm_version"] = "absent"
-    return tags
+    return {**tracking.environment_tags(), "jepa.timm_version": machine.versions(("timm",))["timm"]}
 
 
 def open_experiment(uri: str, name: str) -> str:

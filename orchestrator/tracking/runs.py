@@ -13,12 +13,9 @@ URI resolution and the printed hints import nothing heavy; mlflow is imported in
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import platform
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jepa_core import machine
 from orchestrator.tracking.retry import MetricOutbox, RetryingClient, TrackingUnavailable, retrying
 
 __all__ = ["TrackingUnavailable"]  # re-exported: callers catch it from here
@@ -366,19 +364,14 @@ def one_line(text: object, limit: int = 500) -> str:
 
 
 def version_tags() -> dict[str, str]:
-    """Library versions, read from package metadata (no need to import torch for its version)."""
-    tags = {"jepa.python": platform.python_version()}
-    for package in ("torch", "ray", "mlflow"):
-        try:
-            tags[f"jepa.{package}_version"] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            tags[f"jepa.{package}_version"] = "absent"
-    return tags
+    """Python and the torch, ray and mlflow versions (:func:`jepa_core.machine.versions`, no imports)."""
+    found = machine.versions(("torch", "ray", "mlflow"))
+    return {"jepa.python": found.pop("python"), **{f"jepa.{k}_version": v for k, v in found.items()}}
 
 
 def environment_tags() -> dict[str, str]:
     """Host, code and library versions: what a reader needs to trust a number. No environment variables."""
-    return {"jepa.git_sha": git_sha(), "jepa.host": socket.gethostname(), **version_tags()}
+    return {"jepa.git_sha": git_sha(), "jepa.host": machine.host(), **version_tags()}
 
 
 def sweep_tags(

@@ -1,0 +1,73 @@
+"""Which machine produced a number: the one description the bench, the nightly and every MLflow run use.
+
+Every figure a user sees says the machine it came from (STYLE.md). Nothing here imports torch at module
+level, so the sweep's dry run and the tracking tags stay cheap.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+from typing import Any
+
+LIBRARIES = ("torch", "ray", "mlflow", "timm")
+
+
+def cpu_name() -> str:
+    """The CPU model as the kernel reports it, else what Python knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def device_name(device: Any) -> str:
+    """The GPU's name for a CUDA device, else the CPU model (``device``: a ``torch.device``)."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
+def compute(device: Any) -> dict[str, str | int]:
+    """The device and the number of torch threads: what the bench prints beside every figure."""
+    import torch
+
+    return {"device": device_name(device), "threads": torch.get_num_threads()}
+
+
+def device_kind() -> str:
+    """``cuda:<gpu name>`` where CUDA is available, else ``cpu:<model> x<cores>``.
+
+    Nights compare only within one device kind. The core count is part of a CPU's kind: the same CPU model
+    in a 2-core VM and in a 64-core box are different machines to a throughput benchmark.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        kind = f"cuda:{torch.cuda.get_device_name(0)}"
+    else:
+        kind = f"cpu:{cpu_name()} x{os.cpu_count() or 1}"
+    return kind.replace("'", "").replace('"', "")  # it is quoted in MLflow search filters
+
+
+def versions(libraries: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
+    """``{"python": ..., "<library>": version or "absent"}``, read from package metadata (no imports)."""
+    found = {"python": platform.python_version()}
+    for package in libraries:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "absent"
+    return found
+
+
+def host() -> str:
+    return socket.gethostname()
