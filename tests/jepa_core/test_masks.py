@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from jepa_core.masks import BlockMaskSampler, MaskBatch, describe
+from jepa_core.masks import BlockMaskSampler, MaskBatch, mask_stats
 
 # The sampler runs on its generator's device; on a GPU the same statistics must hold there.
 DEVICES = [
@@ -26,7 +26,7 @@ def _mean_union_ratio(
 ) -> float:
     gen = _gen(seed, device)
     n = sampler.num_patches
-    total = sum(describe(sampler(batch_size, gen), n)["target_ratio_mean"] for _ in range(batches))
+    total = sum(mask_stats(sampler(batch_size, gen), n)["target_ratio_mean"] for _ in range(batches))
     return total / batches
 
 
@@ -172,7 +172,7 @@ def test_mask_batch__helpers_agree() -> None:
     assert torch.equal(union[0].nonzero().squeeze(1), mask.target_idx[0].flatten().unique())
     moved = mask.to("cpu")
     assert torch.equal(moved.context_idx, mask.context_idx)
-    stats = describe(mask, n)
+    stats = mask_stats(mask, n)
     assert set(stats) == {"context_patches_mean", "target_patches_mean", "target_ratio_mean"}
     assert stats["target_patches_mean"] == pytest.approx(union.sum(dim=1).double().mean().item())
     assert stats["target_ratio_mean"] == pytest.approx(stats["target_patches_mean"] / n)
