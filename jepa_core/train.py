@@ -45,6 +45,7 @@ from jepa_core.config import Config, ConfigError, build_config, dump_yaml, parse
 from jepa_core.evaluate import collapse_warning, evaluate_features, extract_features
 from jepa_core.masks import MaskBatch, mask_sampler
 from jepa_core.models import IJepa, Packing, build_ijepa
+from jepa_core.optim import make_optimizer
 
 # Keys that may differ between a checkpoint and the config resuming it: they never touch the run's math.
 # Every other key must match (train.epochs, for one, moves the LR, WD and EMA schedules), except train.device,
@@ -268,27 +269,6 @@ class EvalData:
         ).as_metrics()
         result["eval_time_s"] = time.perf_counter() - start
         return result
-
-
-def param_groups(model: IJepa) -> list[dict[str, Any]]:
-    """Weight decay on matrices only: biases, norms and the mask token are not decayed."""
-    decay, no_decay = [], []
-    for module in (model.encoder, model.predictor):
-        for p in module.parameters():
-            if p.requires_grad:
-                (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
-
-
-def make_optimizer(model: IJepa, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW over :func:`param_groups` with the configured lr and betas (weight decay is set every step).
-
-    Fused on every device: one kernel per step, and its step counters stay on the device, where the
-    single-tensor AdamW reads each parameter's step back to the host (47 reads per step at the tiny test
-    config).
-    """
-    o = cfg.optim
-    return torch.optim.AdamW(param_groups(model), lr=o.lr, betas=(o.beta1, o.beta2), fused=True)
 
 
 def train_step(
