@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from jepa_core.masks import MaskBatch
 from jepa_core.models import IJepa, JepaEncoder, JepaPredictor
-from jepa_core.train import train_step
+from jepa_core.step import train_step
 
 
 def _check_plain_block(blk: Block) -> None:
@@ -203,7 +203,7 @@ def naive_loss(model: IJepa, images: torch.Tensor, masks: MaskBatch, kind: str =
     return F.mse_loss(pred.float(), h.float())
 
 
-# ``jepa_core.train.train_step`` with :func:`naive_loss` in place of ``IJepa.loss``. The optimiser update
+# ``jepa_core.step.train_step`` with :func:`naive_loss` in place of ``IJepa.loss``. The optimiser update
 # (learning rate and decay from the schedules, AdamW, optional clipping, EMA of the target) is the same, so a
 # timing difference between the two steps is the loss computation's alone.
 naive_train_step = functools.partial(train_step, loss_fn=naive_loss)

@@ -20,17 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.nightly.verdict import (
-    FAILING,
-    INCONCLUSIVE,
-    Row,
-    markdown_table,
-    normalise,
-    peak_of,
-    scaling,
-    unit_of,
-    verdict_line,
-)
+from orchestrator.nightly.metrics import normalise, peak_of, scaling, unit_of
+from orchestrator.nightly.render import markdown_table, verdict_line
+from orchestrator.nightly.verdict import FAILING, INCONCLUSIVE, Row
 
 DPI = 90
 
@@ -86,7 +78,7 @@ def write_verdict(out: Path, rows: Sequence[Row], header: Sequence[str], notes: 
                     "" if r.baseline is None else repr(r.baseline),
                     "" if r.current is None else repr(r.current),
                     "" if r.change is None else f"{r.change:.6g}",
-                    "" if r.tolerance is None else r.tolerance.describe(),
+                    "" if r.tolerance is None else r.tolerance.allowed_move(),
                     "" if r.limit is None else repr(r.limit),
                     r.verdict,
                     "" if r.normalised is None else repr(r.normalised),
@@ -98,6 +90,7 @@ def write_verdict(out: Path, rows: Sequence[Row], header: Sequence[str], notes: 
 
 
 def write_night(out: Path, body: dict[str, Any]) -> Path:
+    """``night.json``: ``body`` (tonight's metrics, tags, seconds per section, notes) as indented JSON."""
     path = out / "night.json"
     path.write_text(json.dumps(body, indent=1, default=str) + "\n")
     return path
@@ -160,7 +153,11 @@ def plot_trends(
         if row.baseline is not None and row.limit is not None:
             ax.axhline(row.baseline, color="0.4", linestyle="--", linewidth=1, label="baseline")
             ax.axhline(
-                row.limit, color="C3", linestyle=":", linewidth=1, label=f"limit ({row.tolerance.describe()})"
+                row.limit,
+                color="C3",
+                linestyle=":",
+                linewidth=1,
+                label=f"limit ({row.tolerance.allowed_move()})",
             )
         ticks = sorted({0, len(history) - 1, *xs[:: max(1, len(xs) // 6)]})
         ax.set_xticks(ticks, [history[i][0].strftime("%m-%d %H:%M") for i in ticks], rotation=30, ha="right")

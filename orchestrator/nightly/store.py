@@ -37,8 +37,8 @@ STATUS_OK, STATUS_REGRESSION = "ok", "regression"
 
 
 @dataclass(frozen=True)
-class Night:
-    """One earlier night as read back from MLflow."""
+class PastNight:
+    """One earlier night as read back from MLflow (tonight's own run is night.NightRun)."""
 
     run_id: str
     start: datetime
@@ -47,7 +47,7 @@ class Night:
     reset: bool = False  # started a new baseline: older nights do not count
 
 
-def since_reset(nights: list[Night]) -> list[Night]:
+def since_reset(nights: list[PastNight]) -> list[PastNight]:
     """``nights`` (newest first) down to the newest one that reset the baseline, inclusive."""
     for i, night in enumerate(nights):
         if night.reset:
@@ -86,6 +86,7 @@ def start_night(
 
 
 def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float]) -> None:
+    """Logs tonight's finite metrics at step 0, in batches of at most 1000 (MLflow's limit)."""
     from mlflow.entities import Metric
 
     now = int(datetime.now(timezone.utc).timestamp() * 1000)
@@ -96,6 +97,7 @@ def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float]) -> None:
 
 
 def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    """Sets ``tags`` on the run, one call each."""
     client = tracking.client(uri)
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
@@ -113,6 +115,7 @@ def finish_night(
 
 
 def _filter(device: str, smoke: bool, suite: str, ok_only: bool, metrics_version: str | None) -> str:
+    """The MLflow search filter of comparable nights (successful ones only with ``ok_only``)."""
     parts = [
         f"tags.`{ROLE}` = 'nightly'",
         f"tags.`{DEVICE}` = '{device}'",
@@ -137,7 +140,7 @@ def past_nights(
     ok_only: bool,
     exclude: str | None = None,
     metrics_version: str | None = None,
-) -> list[Night]:
+) -> list[PastNight]:
     """Earlier comparable nights (same device kind, smoke flag and suite), newest first.
 
     Args:
@@ -153,7 +156,7 @@ def past_nights(
         max_results=limit + 1,
     )
     nights = [
-        Night(
+        PastNight(
             run.info.run_id,
             datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc),
             run.data.tags.get(STATUS, ""),

@@ -1,23 +1,13 @@
-"""The nightly suite file (``sweeps/nightly.yaml``): schema, validation and the ``--smoke`` merge.
+"""Loading the nightly suite file: read, validate (orchestrator.nightly.schema), merge ``smoke``, resolve.
 
 The file is validated whole, trainer configs included, before anything runs: every mistake raises
-:class:`SuiteError`, whose message is one line naming the file and the offending key, so the CLI exits 2
+:class:`SuiteError`, whose message is one line naming the file and the offending dotted key (built from
+pydantic's error location and message, with a did-you-mean hint for an unknown key), so the CLI exits 2
 without a traceback instead of failing an hour into the night.
 
-    experiment: nightly
-    baseline: {window: 7}          # rolling median of the last 7 successful comparable nights
-    trend_nights: 30
-    bench:                         # trainer step throughput (jepa_core.bench.run_bench), per device
-      cpu:  {preset: fmnist_cpu, overrides: {...}, steps: 10, warmup: 3}
-      cuda: {preset: reference_112, steps: 30, warmup: 10}   # runs only where CUDA is available
-    quality: {preset: fmnist_gpu, overrides: {...}, seeds: [0, 1]}
-    overhead: {enabled: true, overrides: {...}, seeds: [0, 1], cpus: 1, timeout_s: 600}
-    tolerances:
-      bench_cpu.img_per_s: {rel: 0.15, direction: higher}
-      quality.probe_acc: {abs: 0.02, direction: higher}
-    smoke:                         # merged over the sections above under --smoke
-      quality: {overrides: {train.epochs: 1}, seeds: [0]}
-      tolerances: {...}
+What the rest of the nightly gets is a :class:`Suite`: the sections to run as plain frozen specs, with
+``--smoke`` already applied, disabled sections dropped, and each trainer section's own keys (``train.device``
+of a bench, the overhead's thread count) added to its overrides.
 
 Imports neither torch, MLflow nor Ray: a bad file must fail in a second.
 """
@@ -27,75 +17,33 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
-import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jepa_core.config import PRESETS, Config, ConfigError, build_config, flatten, read_yaml
-from orchestrator.nightly.verdict import DIRECTIONS, KINDS, OTHERS, PEAK, SPREAD, Tolerance
-from orchestrator.sweep.spec import check_mapping, suggest
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-TOP_KEYS = ("experiment", "description", "baseline", "trend_nights", "bench", "quality", "overhead")
-TOP_KEYS += ("tolerances", "smoke")
-SMOKE_KEYS = ("bench", "quality", "overhead", "tolerances")
-DEVICES = ("cpu", "cuda")
-BENCH_KEYS = ("enabled", "preset", "overrides", "steps", "warmup", "peak_size")
-QUALITY_KEYS = ("enabled", "preset", "overrides", "seeds")
-OVERHEAD_KEYS = ("enabled", "preset", "overrides", "seeds", "cpus", "timeout_s", "storage_path")
+from jepa_core.config import ConfigError, flatten, read_yaml
+from orchestrator.nightly.schema import (
+    ERROR_TYPE,
+    MeasuredSections,
+    SuiteFile,
+    TrainerSpec,
+    keys_at,
+)
+from orchestrator.nightly.tolerance import Tolerance
+from orchestrator.sweep.spec import suggest
+
+__all__ = ["BenchSpec", "OverheadSpec", "QualitySpec", "Suite", "SuiteError", "TrainerSpec", "load_suite"]
+
 # Not part of what is measured: changing them keeps the baseline.
 UNMEASURED = ("trainer", "timeout_s", "storage_path")
-
-# What each section measures, under its prefix (``bench_cpu.img_per_s``, ``quality.probe_acc``, ...).
-BENCH_METRICS = (
-    "img_per_s",
-    "step_s_median",
-    "flops_per_img",
-    "achieved_gflops",
-    "matmul_peak_gflops",
-    "fraction_of_peak",
-    "context_patches_mean",
-    "target_patches_mean",
-    "host_syncs_per_step",
-)
-QUALITY_METRICS = (
-    *("probe_acc", "knn_acc", "test_probe_acc", "test_knn_acc"),
-    *("rankme", "feature_std", "train_loss", "wall_time_s", "img_per_s"),
-)
-OVERHEAD_METRICS = ("wall_ratio", "sweep_wall_s", "direct_wall_s", "extra_s")
-# The yardstick of the timing metrics, measured around every section (orchestrator.nightly.measure): its
-# matmul peak (bench sections already report theirs), how far the samples spread (max / min), and the share
-# of the CPUs other processes kept busy meanwhile.
-SECTIONS = (*(f"bench_{d}" for d in DEVICES), "quality", "overhead", "suite")
-PEAK_METRICS = (
-    *(f"{s}.{PEAK}" for s in SECTIONS if not s.startswith("bench_")),
-    *(f"{s}.{m}" for s in SECTIONS for m in (SPREAD, OTHERS)),
-)
-KNOWN_METRICS = (
-    *(f"bench_{d}.{m}" for d in DEVICES for m in BENCH_METRICS),
-    *(f"quality.{m}" for m in QUALITY_METRICS),
-    *(f"overhead.{m}" for m in OVERHEAD_METRICS),
-    "suite.wall_s",
-    *PEAK_METRICS,
-)
-_CONFIG_KEYS = frozenset(Config().to_flat())
 
 
 class SuiteError(ValueError):
     """An invalid suite file; the message is one line naming the file and the key."""
-
-
-@dataclass(frozen=True)
-class TrainerSpec:
-    """A trainer config as a preset plus dotted overrides (the sweep files' ``trainer`` shape)."""
-
-    preset: str | None
-    overrides: dict[str, Any]
-
-    def config(self, extra: dict[str, Any] | None = None) -> Config:
-        """The resolved, validated config (``extra`` applied last). Raises ConfigError."""
-        return build_config(self.preset, overrides=[self.overrides, dict(extra or {})])
 
 
 @dataclass(frozen=True)
@@ -144,151 +92,68 @@ class Suite:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def _err(path: Path, key: str, problem: str) -> SuiteError:
-    return SuiteError(f"{path}: key '{key}': {problem}")
+# ---- one line per validation error -----------------------------------------------------------------
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother = 60, 60
 
 
-def _mapping(path: Path, key: str, value: Any, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """A missing section is empty; otherwise the sweep files' mapping check, raising SuiteError."""
-    return {} if value is None else check_mapping(path, key, value, allowed, SuiteError)
+def _key_and_index(error: ErrorDetails) -> tuple[str, int | None]:
+    """The dotted key of an error's location, and the list index in it (``quality.seeds`` item 1), if any.
 
-
-def _int(path: Path, key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _err(path, key, f"expected an integer, got {value!r}")
-    if value < minimum:
-        raise _err(path, key, f"must be >= {minimum}, got {value}")
-    return value
-
-
-def _positive(path: Path, key: str, value: Any) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise _err(path, key, f"expected a positive number, got {value!r}")
-    return float(value)
-
-
-def _bool(path: Path, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _err(path, key, f"expected true or false, got {value!r}")
-    return value
-
-
-def _seeds(path: Path, key: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
-        raise _err(path, key, f"expected a non-empty list of integers, got {value!r}")
-    seeds = tuple(_int(path, key, s, 0) for s in value)
-    if len(set(seeds)) != len(seeds):
-        raise _err(path, key, "repeats a seed")
-    return seeds
-
-
-def _trainer(path: Path, key: str, body: dict[str, Any], extra: dict[str, Any] | None = None) -> TrainerSpec:
-    """The section's preset and overrides, checked by building the trainer config they describe."""
-    preset = body.get("preset")
-    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
-        raise _err(path, f"{key}.preset", f"unknown preset {preset!r}{suggest(str(preset), PRESETS)}")
-    try:
-        overrides = flatten(_mapping(path, f"{key}.overrides", body.get("overrides")))
-    except ConfigError as exc:
-        raise _err(path, f"{key}.overrides", str(exc)) from None
-    for k in overrides:
-        if k not in _CONFIG_KEYS:
-            raise _err(path, f"{key}.overrides.{k}", f"unknown trainer config key{suggest(k, _CONFIG_KEYS)}")
-    spec = TrainerSpec(preset, {**overrides, **(extra or {})})
-    try:
-        spec.config()
-    except ConfigError as exc:
-        found = re.search(r"config key '([^']+)'", str(exc))
-        named = found.group(1) if found else None
-        where = f"{key}.overrides.{named}" if named in overrides else f"{key}.preset"
-        raise _err(path, where, str(exc)) from None
-    return spec
-
-
-def _enabled(path: Path, key: str, body: dict[str, Any]) -> bool:
-    return _bool(path, f"{key}.enabled", body.get("enabled", True))
-
-
-def _bench(path: Path, key: str, raw: Any) -> tuple[BenchSpec, ...]:
-    section = _mapping(path, key, raw, ("enabled", *DEVICES))
-    if not _enabled(path, key, section):
-        return ()
-    out = []
-    for device in DEVICES:
-        where = f"{key}.{device}"
-        if device not in section:
+    pydantic marks a mapping's key with a ``[key]`` part after it; an integer without one is a list index.
+    A check written in orchestrator.nightly.schema may name a key below its model (context ``where``).
+    """
+    loc, parts, index = error["loc"], [], None
+    for i, part in enumerate(loc):
+        if part == "[key]":
             continue
-        body = _mapping(path, where, section[device], BENCH_KEYS)
-        if not _enabled(path, where, body):
+        is_key = (i + 1 < len(loc) and loc[i + 1] == "[key]") or error["type"] == "invalid_key"
+        if isinstance(part, int) and not is_key:
+            index = part
             continue
-        peak = body.get("peak_size")
-        out.append(
-            BenchSpec(
-                device=device,
-                trainer=_trainer(path, where, body, {"train.device": device}),
-                steps=_int(path, f"{where}.steps", body.get("steps", 10), 1),
-                warmup=_int(path, f"{where}.warmup", body.get("warmup", 3), 0),
-                peak_size=None if peak is None else _int(path, f"{where}.peak_size", peak, 64),
-            )
-        )
-    return tuple(out)
+        parts.append(str(part))
+    where = (error.get("ctx") or {}).get("where")
+    if where:
+        parts.append(where)
+    return ".".join(parts), index
 
 
-def _quality(path: Path, key: str, raw: Any) -> QualitySpec | None:
-    body = _mapping(path, key, raw, QUALITY_KEYS)
-    if not body or not _enabled(path, key, body):
-        return None
-    seeds = _seeds(path, f"{key}.seeds", body.get("seeds", [0]))
-    trainer = _trainer(path, key, body, {"train.progress": False})
-    if "train.seed" in trainer.overrides:
-        raise _err(path, f"{key}.overrides.train.seed", "seeds are set with the section's 'seeds' list")
-    return QualitySpec(trainer, seeds)
+def _problem_text(error: ErrorDetails, model: type[BaseModel]) -> str:
+    """What is wrong, from pydantic's message (with the value given), or a check's own message."""
+    kind, value = error["type"], error.get("input")
+    if kind == ERROR_TYPE:
+        return error["msg"]
+    if kind == "extra_forbidden":
+        name = str(error["loc"][-1])
+        allowed = keys_at(model, [p for p in error["loc"][:-1] if p != "[key]"])
+        return f"unknown key{suggest(name, allowed)}; allowed: {', '.join(allowed)}"
+    if kind in ("model_type", "dict_type"):
+        return f"expected a mapping, got {type(value).__name__}"
+    if kind == "missing":
+        return error["msg"]
+    return f"{error['msg']}, got {_SHORT.repr(value)}"
 
 
-def _overhead(path: Path, key: str, raw: Any) -> OverheadSpec | None:
-    body = _mapping(path, key, raw, OVERHEAD_KEYS)
-    if not body or not _enabled(path, key, body):
-        return None
-    seeds = _seeds(path, f"{key}.seeds", body.get("seeds", [0, 1]))
-    cpus = _int(path, f"{key}.cpus", body.get("cpus", 1), 1)
-    # The trials run on the CPU with the sweep's own thread rule (threads = the trial's CPUs): the figure is
-    # the orchestrator's cost, which a GPU would only blur with device start-up.
-    trainer = _trainer(path, key, body, {"train.device": "cpu", "train.num_threads": cpus})
-    if "train.seed" in trainer.overrides:
-        raise _err(path, f"{key}.overrides.train.seed", "seeds are set with the section's 'seeds' list")
-    timeout = _positive(path, f"{key}.timeout_s", body.get("timeout_s", 600))
-    storage = body.get("storage_path")
-    if storage is not None and (not isinstance(storage, str) or not storage.strip()):
-        raise _err(
-            path, f"{key}.storage_path", f"expected a folder or URI every Ray node reaches, got {storage!r}"
-        )
-    return OverheadSpec(trainer, seeds, cpus, timeout, storage)
+def _error_line(path: Path, error: ErrorDetails, model: type[BaseModel], prefix: str) -> str:
+    """``<file>: key '<prefix><dotted key>': <problem>``, one line."""
+    key, index = _key_and_index(error)
+    problem = _problem_text(error, model)
+    if index is not None:
+        problem = f"item {index}: {problem}"
+    if not key:
+        return f"{path}: {problem}"
+    return f"{path}: key '{prefix}{key}': {problem}"
 
 
-def _tolerances(path: Path, key: str, raw: Any) -> dict[str, Tolerance]:
-    out = {}
-    for metric, spec in _mapping(path, key, raw).items():
-        where = f"{key}.{metric}"
-        if metric not in KNOWN_METRICS:
-            raise _err(path, where, f"unknown metric{suggest(metric, KNOWN_METRICS)}")
-        body = _mapping(path, where, spec, (*KINDS, "direction"))
-        kinds = [k for k in KINDS if k in body]
-        if len(kinds) != 1:
-            raise _err(path, where, "give exactly one of 'rel' (fraction of the baseline) or 'abs' (units)")
-        amount = body[kinds[0]]
-        ok = isinstance(amount, (int, float)) and not isinstance(amount, bool)
-        if not ok or not math.isfinite(amount) or amount < 0:
-            raise _err(path, f"{where}.{kinds[0]}", f"expected a number >= 0, got {amount!r}")
-        direction = body.get("direction")
-        if direction not in DIRECTIONS:
-            raise _err(
-                path, f"{where}.direction", f"must be higher or lower (which is better), got {direction!r}"
-            )
-        out[metric] = Tolerance(kinds[0], float(amount), direction)
-    return out
+def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, prefix: str = "") -> Any:
+    """``model`` validated from ``data``; its first error raises SuiteError (``prefix``: for the key)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError(_error_line(path, exc.errors(include_url=False)[0], model, prefix)) from None
 
 
+# ---- the --smoke merge and the resolved specs ------------------------------------------------------
 def _merge(base: Any, over: Any, key: str = "") -> Any:
     """``over`` merged into ``base``: mappings key by key, trainer overrides by dotted key, the rest replaced.
 
@@ -309,23 +174,24 @@ def _merge(base: Any, over: Any, key: str = "") -> Any:
     return out
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data, _ = read_yaml(path, "suite file")
-    except ConfigError as exc:
-        raise SuiteError(str(exc)) from None
-    if not isinstance(data, dict):
-        raise SuiteError(f"{path}: a suite file is a mapping (bench, quality, overhead, tolerances, smoke)")
-    return data
-
-
-def _sections(path: Path, data: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Validates the measured sections of ``data``; ``prefix`` names where a bad value came from."""
+def _resolve(sections: MeasuredSections) -> dict[str, Any]:
+    """The enabled sections as specs, and the tolerances."""
+    bench = sections.bench
+    benches = tuple(
+        BenchSpec(device, body.trainer_spec(device), body.steps, body.warmup, body.peak_size)
+        for device, body in bench.devices().items()
+        if bench.enabled and body.enabled
+    )
+    q, o = sections.quality, sections.overhead
+    quality = QualitySpec(q.trainer_spec(), tuple(q.seeds)) if q is not None and q.enabled else None
+    overhead = None
+    if o is not None and o.enabled:
+        overhead = OverheadSpec(o.trainer_spec(), tuple(o.seeds), o.cpus, o.timeout_s, o.storage_path)
     return {
-        "bench": _bench(path, f"{prefix}bench", data.get("bench")),
-        "quality": _quality(path, f"{prefix}quality", data.get("quality")),
-        "overhead": _overhead(path, f"{prefix}overhead", data.get("overhead")),
-        "tolerances": _tolerances(path, f"{prefix}tolerances", data.get("tolerances")),
+        "bench": benches,
+        "quality": quality,
+        "overhead": overhead,
+        "tolerances": {metric: spec.tolerance() for metric, spec in sections.tolerances.items()},
     }
 
 
@@ -349,38 +215,44 @@ def _settings(sections: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data, _ = read_yaml(path, "suite file")
+    except ConfigError as exc:
+        raise SuiteError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite file is a mapping (bench, quality, overhead, tolerances, smoke)")
+    return data
+
+
 def load_suite(path: str | Path, smoke: bool = False) -> Suite:
     """Reads and validates a suite file; with ``smoke``, its ``smoke`` section is merged over the rest.
 
     Both the full and the smoke suite are validated either way: the nightly GPU run must not be the first to
-    find a typo in the smoke section, nor CI's smoke run one in the full suite.
+    find a typo in the smoke section, nor CI's smoke run one in the full suite. A key of the merged smoke
+    suite is named ``smoke.<key>``.
 
     Raises:
         SuiteError: naming the file and the first offending key.
     """
     path = Path(path)
     data = _read(path)
-    _mapping(path, "", data, TOP_KEYS)
-    experiment = data.get("experiment", "nightly")
-    if not isinstance(experiment, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", experiment):
-        # It also names the overhead sweep (<experiment>-overhead), which names folders.
-        raise _err(path, "experiment", f"use letters, digits, '-', '_' or '.', got {experiment!r}")
-    baseline = _mapping(path, "baseline", data.get("baseline"), ("window",))
-    window = _int(path, "baseline.window", baseline.get("window", 7), 1)
-    trend = _int(path, "trend_nights", data.get("trend_nights", 30), 2)
-    full = _sections(path, data, "")
-    smoke_raw = _mapping(path, "smoke", data.get("smoke"), SMOKE_KEYS)
-    merged = {k: _merge(data.get(k), smoke_raw[k], k) if k in data else smoke_raw[k] for k in smoke_raw}
-    small = _sections(path, {**data, **merged}, "smoke.")
-    chosen = small if smoke else full
+    full: SuiteFile = _validate(SuiteFile, data, path)
+    overlay = dict(data.get("smoke") or {})  # its shape was validated with the file
+    merged = {k: _merge(data.get(k), v, k) if k in data else v for k, v in overlay.items()}
+    measured = {k: v for k, v in {**data, **merged}.items() if k in MeasuredSections.model_fields}
+    small: MeasuredSections = _validate(MeasuredSections, measured, path, "smoke.")
+    chosen = _resolve(small if smoke else full)
     if not chosen["bench"] and chosen["quality"] is None and chosen["overhead"] is None:
-        raise _err(path, "smoke" if smoke else "bench", "every section is disabled: nothing to measure")
+        raise SuiteError(
+            f"{path}: key '{'smoke' if smoke else 'bench'}': every section is disabled: nothing to measure"
+        )
     return Suite(
         path=path,
         smoke=smoke,
-        experiment=experiment,
-        window=window,
-        trend_nights=trend,
+        experiment=full.experiment,
+        window=full.baseline.window,
+        trend_nights=full.trend_nights,
         bench=chosen["bench"],
         quality=chosen["quality"],
         overhead=chosen["overhead"],

@@ -1,11 +1,8 @@
-"""The nightly verdict: tolerances, the rolling-median baseline, baseline files, and the verdict table.
+"""The nightly verdict: each metric of tonight judged against its baseline and tolerance.
 
 Everything here is a pure function of numbers (no MLflow, no torch), so the rules that decide whether a night
-is a regression are unit-tested on their own.
-
-A tolerance says how far a metric may move in its bad direction before the night is a regression:
-``{rel: 0.15, direction: higher}`` (higher is better; a drop of more than 15% of the baseline fails) or
-``{abs: 0.02, direction: higher}`` (a drop of more than 0.02, e.g. two accuracy points, fails).
+is a regression are unit-tested on their own. Tolerances are orchestrator.nightly.tolerance's; where the
+baseline comes from, orchestrator.nightly.baseline's; how the verdict is shown, orchestrator.nightly.render's.
 
 Timing metrics (seconds, img/s, GFLOP/s of the step) are judged against the matmul peak that the same night
 measured around the same section (``<section>.matmul_peak_gflops``), so that a machine made uniformly slower
@@ -39,16 +36,12 @@ Quality metrics (accuracies, RankMe, loss) are never normalised.
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-DIRECTIONS = ("higher", "lower")
-KINDS = ("rel", "abs")
+from orchestrator.nightly.metrics import OTHERS, SPREAD, normalise, peak_of, scaling, section_of
+from orchestrator.nightly.tolerance import Tolerance
 
 # Verdicts of one metric. "missing" (measured by the baseline, not tonight) fails like a regression: a check
 # that silently stops running is how regressions hide. "new" (no baseline yet) is what a first night says.
@@ -57,42 +50,9 @@ OK, REGRESSION, MISSING, NEW, INFO = "ok", "REGRESSION", "missing", "new", "info
 INCONCLUSIVE = "inconclusive"
 FAILING = (REGRESSION, MISSING)
 
-# The yardstick of timing metrics: per section, the matmul peak measured in the same night, and how far
-# tonight's samples of it spread (max / min). bench_<device>.matmul_peak_gflops predates the others.
-PEAK, SPREAD, OTHERS = "matmul_peak_gflops", "matmul_peak_spread", "other_cpu_share"
 SHIFT_BOUND = 2.0  # the peak may move by this many tolerances before a timing metric is inconclusive
 SPREAD_BOUND = 1.0  # tonight's peak samples may spread by this many tolerances
 LOAD_BOUND = 1.0  # the CPU time other work left free may shrink by this many tolerances
-
-
-class BaselineError(ValueError):
-    """An unreadable or invalid baseline file; the message is one line naming the file and the member."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a metric may move in its bad direction before it counts as a regression."""
-
-    kind: str  # "rel": a fraction of the baseline's magnitude; "abs": in the metric's own unit
-    amount: float
-    direction: str  # "higher": higher is better, a drop fails; "lower": lower is better, a rise fails
-
-    def limit(self, baseline: float) -> float:
-        """The worst value that still passes against ``baseline``."""
-        margin = self.amount * abs(baseline) if self.kind == "rel" else self.amount
-        return baseline - margin if self.direction == "higher" else baseline + margin
-
-    def passes(self, baseline: float, current: float) -> bool:
-        if not math.isfinite(current):
-            return False
-        limit = self.limit(baseline)
-        return current >= limit if self.direction == "higher" else current <= limit
-
-    def describe(self) -> str:
-        """``-15%`` or ``+0.02``: the allowed move in the bad direction."""
-        sign = "-" if self.direction == "higher" else "+"
-        amount = f"{self.amount * 100:g}%" if self.kind == "rel" else f"{self.amount:g}"
-        return f"{sign}{amount}"
 
 
 @dataclass(frozen=True)
@@ -117,41 +77,14 @@ class Row:
 
     @property
     def limit(self) -> float | None:
+        """The worst value that passes (None without a tolerance or a baseline)."""
         if self.tolerance is None or self.baseline is None:
             return None
         return self.tolerance.limit(self.baseline)
 
 
-def scaling(metric: str) -> int:
-    """How a metric follows the machine's speed: +1 throughput (img/s, GFLOP/s), -1 durations (s), 0 neither.
-
-    The peak itself, fractions of it and ratios of two timings (``overhead.wall_ratio``) are already free of
-    the machine's speed, and quality metrics never depended on it.
-    """
-    if metric.rsplit(".", 1)[-1] == PEAK:
-        return 0
-    unit = unit_of(metric)
-    return 1 if unit in ("img/s", "GFLOP/s") else -1 if unit == "s" else 0
-
-
-def peak_of(metric: str) -> str:
-    """The peak that normalises ``metric``: its own section's (``quality.x`` -> ``quality.<PEAK>``)."""
-    return f"{metric.split('.', 1)[0]}.{PEAK}"
-
-
-def normalise(value: float, scale: int, peak_now: float, peak_base: float) -> float:
-    """``value`` measured at ``peak_now`` as it would read at ``peak_base`` (proportional scaling)."""
-    return value * (peak_base / peak_now) ** scale
-
-
-def _rel(tol: Tolerance, baseline: float) -> float:
-    """The tolerance as a fraction of the baseline (an ``abs`` one divided by the baseline's magnitude)."""
-    if tol.kind == "rel":
-        return tol.amount
-    return tol.amount / abs(baseline) if baseline else math.inf
-
-
-def _gflops(value: float) -> str:
+def gflops(value: float) -> str:
+    """A matmul peak as shown in comparisons: ``103 GFLOP/s``."""
     return f"{value:.4g} GFLOP/s"
 
 
@@ -160,7 +93,7 @@ def _judge_timing(
 ) -> Row:
     """A judged timing metric, normalised by its section's peak where both nights have one (module doc)."""
     peak_base, peak_now = base.get(peak_of(name)), current.get(peak_of(name))
-    section = name.split(".", 1)[0]
+    section = section_of(name)
     if not math.isfinite(cur):
         return Row(name, ref, cur, tol, REGRESSION, comparison="not a finite number tonight")
     raw_ok = tol.passes(ref, cur)
@@ -172,9 +105,9 @@ def _judge_timing(
         return Row(name, ref, cur, tol, OK if raw_ok else REGRESSION, comparison=why)
     adjusted = normalise(cur, scaling(name), peak_now, peak_base)
     norm_ok = tol.passes(ref, adjusted)
-    peaks = f"{_gflops(peak_now)} tonight vs {_gflops(peak_base)} baseline"
+    peaks = f"{gflops(peak_now)} tonight vs {gflops(peak_base)} baseline"
     how = f"normalised by the same-run matmul peak, {peaks}"
-    rel = _rel(tol, ref)
+    rel = tol.fraction_of(ref)
     shift = max(peak_now / peak_base, peak_base / peak_now)
     spread = current.get(f"{section}.{SPREAD}", 1.0)
     others_now, others_base = current.get(f"{section}.{OTHERS}", 0.0), base.get(f"{section}.{OTHERS}", 0.0)
@@ -188,21 +121,21 @@ def _judge_timing(
             then = f"{others_base:.0%}" if f"{section}.{OTHERS}" in base else "not recorded"
             how = (
                 f"inconclusive: other processes kept {others_now:.0%} of the CPUs busy during {section} "
-                f"(baseline {then}), more than the {tol.describe()} tolerance allows: the machine was "
+                f"(baseline {then}), more than the {tol.allowed_move()} tolerance allows: the machine was "
                 f"shared ({peaks})"
             )
         elif spread > 1 + SPREAD_BOUND * rel:
             verdict = INCONCLUSIVE
             how = (
                 f"inconclusive: tonight's matmul peak samples around {section} spread {spread:.2f}x, "
-                f"more than the {tol.describe()} tolerance allows ({1 + SPREAD_BOUND * rel:.2f}x): the "
+                f"more than the {tol.allowed_move()} tolerance allows ({1 + SPREAD_BOUND * rel:.2f}x): the "
                 f"machine was not steady ({peaks})"
             )
         elif shift > 1 + SHIFT_BOUND * rel:
             verdict = INCONCLUSIVE
             how = (
                 f"inconclusive: the machine's matmul peak moved {peak_now / peak_base:.2f}x "
-                f"({peaks}), more than twice the {tol.describe()} tolerance allows "
+                f"({peaks}), more than twice the {tol.allowed_move()} tolerance allows "
                 f"({1 + SHIFT_BOUND * rel:.2f}x either way)"
             )
         if verdict == INCONCLUSIVE and free >= 1 / (1 + LOAD_BOUND * rel):
@@ -271,164 +204,3 @@ def regressions(rows: Sequence[Row]) -> list[Row]:
 def inconclusive(rows: Sequence[Row]) -> list[Row]:
     """The timing rows that could not be judged because the machine moved (they do not fail the night)."""
     return [r for r in rows if r.verdict == INCONCLUSIVE]
-
-
-def verdict_line(row: Row) -> str:
-    """``REGRESSION: <metric>: baseline .., current .. (.. at the baseline's peak), tolerance .. (limit ..)``.
-
-    Meant for regression and inconclusive rows (``MISSING`` reads as a regression); a timing row also says
-    how it was compared.
-    """
-    unit = f" {unit_of(row.metric)}" if unit_of(row.metric) else ""
-    head = "REGRESSION" if row.verdict in FAILING else row.verdict.upper()
-    if row.current is None:
-        return f"{head}: {row.metric}: baseline {fmt(row.baseline)}{unit}, not measured tonight"
-    tol = row.tolerance.describe() if row.tolerance else "-"
-    at_peak = f" ({fmt(row.normalised)}{unit} at the baseline's peak)" if row.normalised is not None else ""
-    line = (
-        f"{head}: {row.metric}: baseline {fmt(row.baseline)}{unit}, current {fmt(row.current)}{unit}"
-        f"{at_peak}, tolerance {tol} (limit {fmt(row.limit)}{unit})"
-    )
-    return f"{line}; {row.comparison}" if row.comparison else line
-
-
-def peak_lines(rows: Sequence[Row], current: Mapping[str, float]) -> list[str]:
-    """One line per section with judged timing metrics: which comparison they got, and the peaks behind it."""
-    out = []
-    for section in sorted({r.metric.split(".", 1)[0] for r in rows if r.tolerance and scaling(r.metric)}):
-        judged = [r for r in rows if r.tolerance and scaling(r.metric) and r.metric.startswith(f"{section}.")]
-        with_peaks = [r for r in judged if r.peaks is not None]
-        if with_peaks:
-            base, now = with_peaks[0].peaks
-            spread, others = current.get(f"{section}.{SPREAD}"), current.get(f"{section}.{OTHERS}")
-            steady = f", tonight's samples within {spread:.2f}x" if spread else ""
-            steady += f", other processes {others:.0%} of the CPUs" if others is not None else ""
-            out.append(
-                f"timing metrics of {section}: compared normalised by the same-run matmul peak, "
-                f"{_gflops(now)} tonight vs {_gflops(base)} baseline ({now / base:.2f}x{steady})"
-            )
-        elif any(r.comparison for r in judged):
-            out.append(f"timing metrics of {section}: {next(r.comparison for r in judged if r.comparison)}")
-    return out
-
-
-def rolling_median(nights: Sequence[Mapping[str, float]], window: int) -> dict[str, float]:
-    """Per metric, the median over the newest ``window`` nights (``nights`` newest first).
-
-    A median rather than a mean: one night on a busy machine must not drag the baseline down for a week.
-    A metric absent from some of those nights takes the median of the nights that have it.
-    """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    recent = nights[:window]
-    names = {name for night in recent for name in night}
-    return {
-        name: statistics.median(night[name] for night in recent if name in night) for name in sorted(names)
-    }
-
-
-# ---- baseline files --------------------------------------------------------------------------------
-def read_baseline(path: str | Path) -> tuple[dict[str, float], dict[str, Any]]:
-    """A baseline file's ``metrics`` (name -> number) and its other members (where and when it was made).
-
-    Raises:
-        BaselineError: unreadable file, not a JSON object, or a missing, empty or non-numeric ``metrics``.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise BaselineError(f"{p}: cannot read baseline file ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BaselineError(f"{p}: invalid JSON (line {getattr(exc, 'lineno', '?')})") from None
-    if not isinstance(data, dict):
-        raise BaselineError(f"{p}: a baseline file is a JSON object with a 'metrics' member")
-    if "metrics" not in data:
-        raise BaselineError(f"{p}: member 'metrics' is required (an object of metric name -> number)")
-    metrics = data["metrics"]
-    if not isinstance(metrics, dict) or not metrics:
-        raise BaselineError(f"{p}: member 'metrics' must be a non-empty object of metric name -> number")
-    out: dict[str, float] = {}
-    for name, value in metrics.items():
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or not math.isfinite(value):
-            raise BaselineError(f"{p}: member 'metrics.{name}' must be a finite number, got {value!r}")
-        out[name] = float(value)
-    return out, {k: v for k, v in data.items() if k != "metrics"}
-
-
-def write_baseline(path: str | Path, metrics: Mapping[str, float], meta: Mapping[str, Any]) -> Path:
-    """Writes ``{"metrics": ..., **meta}``: the format :func:`read_baseline` reads."""
-    p = Path(path)
-    body = {"metrics": {k: float(v) for k, v in sorted(metrics.items()) if math.isfinite(v)}, **meta}
-    p.write_text(json.dumps(body, indent=1) + "\n")
-    return p
-
-
-# ---- display ---------------------------------------------------------------------------------------
-_UNITS = {
-    "img_per_s": "img/s",
-    "step_s_median": "s",
-    "matmul_peak_spread": "x",
-    "other_cpu_share": "fraction",
-    "achieved_gflops": "GFLOP/s",
-    "matmul_peak_gflops": "GFLOP/s",
-    "flops_per_img": "FLOP/img",
-    "fraction_of_peak": "fraction",
-    "probe_acc": "fraction",
-    "knn_acc": "fraction",
-    "rankme": "eff. rank",
-    "wall_ratio": "x",
-    "context_patches_mean": "patches",
-    "target_patches_mean": "patches",
-    "host_syncs_per_step": "syncs/step",
-}
-
-
-def unit_of(metric: str) -> str:
-    """The unit a metric is shown in (every number a user sees has one)."""
-    leaf = metric.rsplit(".", 1)[-1]
-    if leaf in _UNITS:
-        return _UNITS[leaf]
-    return "s" if leaf.endswith("_s") else ""
-
-
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
-def table_rows(rows: Sequence[Row]) -> list[dict[str, str]]:
-    """The verdict table as strings, one dict per metric (columns in display order)."""
-    out = []
-    for r in rows:
-        change = r.change
-        out.append(
-            {
-                "metric": r.metric,
-                "unit": unit_of(r.metric),
-                "baseline": fmt(r.baseline),
-                "current": fmt(r.current),
-                "change": "-" if change is None else f"{change * 100:+.1f}%",
-                "normalised": fmt(r.normalised),
-                "tolerance": "-" if r.tolerance is None else r.tolerance.describe(),
-                "limit": fmt(r.limit),
-                "verdict": r.verdict,
-            }
-        )
-    return out
-
-
-def markdown_table(rows: Sequence[Row]) -> str:
-    """The verdict table in GitHub markdown (also readable as plain text in a terminal)."""
-    cells = table_rows(rows)
-    header = list(cells[0]) if cells else ["metric", "baseline", "current", "tolerance", "verdict"]
-    lines = [header, *([c[h] for h in header] for c in cells)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-
-    def render(line: list[str]) -> str:
-        return "| " + " | ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([render(lines[0]), rule, *(render(line) for line in lines[1:])])

@@ -1,5 +1,5 @@
 """`python -m orchestrator.report`."""
 
-from orchestrator.report.compose import main
+from orchestrator.report.cli import main
 
 raise SystemExit(main())

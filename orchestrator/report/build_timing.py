@@ -1,13 +1,15 @@
-"""Benchmark of report building on synthetic sweeps (how long does a 1,000-trial report take?).
+"""How long a 1,000-trial report takes to build: a synthetic sweep, built from frames, sqlite and ``http://``.
 
 Usage::
 
-    python -m orchestrator.report.build_timing [--trials 1000] [--epochs 30] [--mlflow] [--out DIR]
+    python -m orchestrator.report.build_timing [--trials 1000] [--epochs 30] [--mlflow] [--server] [--db FILE]
 
 Times the pure path (frames in memory -> report files) and, with ``--mlflow``, writes the same synthetic
-sweep into a fresh sqlite MLflow store and times fetching it back: ``search_runs``, metric histories through
-the SQL store's bulk query, and through one ``get_metric_history`` call per run and metric (the path an
-``http://`` tracking server takes).
+sweep into a fresh sqlite MLflow store (each trial with the ``jepa.history`` tag a real trial writes) and
+times reading it back: ``search_runs``, the histories from the tags and, for comparison, through one
+``get_metric_history`` call per run and metric (the route of runs logged before the tag), then the whole
+:func:`orchestrator.report.build.build_sweep_report`. ``--server`` does the same over an ``mlflow server`` on
+loopback (the ``http://`` route a cluster takes).
 """
 
 from __future__ import annotations
@@ -113,9 +115,16 @@ def _product(lists: list[list[Any]]) -> list[tuple[Any, ...]]:
 
 
 def write_to_mlflow(tracking_uri: str, runs: pd.DataFrame, history: pd.DataFrame) -> str:
-    """Logs the synthetic sweep into an MLflow store; returns the parent run id."""
+    """Logs the synthetic sweep into an MLflow store; returns the parent run id.
+
+    Each trial's curves go into its ``jepa.history`` tag as a trial writes them
+    (:func:`orchestrator.tracking.history.add_epoch` per epoch, then ``encode``; ``""`` when they outgrow a
+    tag), in the same ``log_batch`` as its metrics.
+    """
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric, Param, RunTag
+
+    from orchestrator.tracking import history as run_history
 
     client = MlflowClient(tracking_uri)
     # Artifacts next to the database, not in ./mlruns of whatever directory the bench runs from.
@@ -137,29 +146,37 @@ def write_to_mlflow(tracking_uri: str, runs: pd.DataFrame, history: pd.DataFrame
         metrics = [
             Metric(k, float(v), 0, int(s)) for k, s, v in zip(h["key"], h["step"], h["value"], strict=True)
         ]
-        client.log_batch(run_id, metrics=metrics, params=params)
+        epochs: dict[int, dict[str, float]] = {}
+        for k, s, v in zip(h["key"], h["step"], h["value"], strict=True):
+            epochs.setdefault(int(s), {})[k] = float(v)
+        curves: run_history.Curves = {}
+        for step in sorted(epochs):  # what the trial does at the end of each epoch
+            run_history.add_epoch(curves, step, epochs[step])
+        tag = RunTag(run_history.HISTORY_TAG, run_history.encode(curves) or "")
+        client.log_batch(run_id, metrics=metrics, params=params, tags=[tag])
         client.set_terminated(run_id, row["status"], end_time=int(row["end_time"].timestamp() * 1000))
     return parent
 
 
 def time_fetch(uri: str, parent: str, label: str) -> None:
-    """Prints how long fetching runs and histories from ``uri`` takes, on each history path it supports."""
+    """Prints how long reading runs and histories from ``uri`` takes, by the tags and metric by metric."""
     from mlflow import MlflowClient
 
-    from orchestrator.report import compose as report
+    from orchestrator.report import fetch
+    from orchestrator.tracking.history import HISTORY_KEYS
 
     client = MlflowClient(uri)
     client.search_experiments(max_results=1)  # warm up: connection, server workers, store init
     t = time.perf_counter()
-    fetched, _ = report.fetch_runs(client, "bench", parent)
+    fetched, _ = fetch.fetch_runs(client, "bench", parent)
     print(f"[{label}] fetch_runs (search_runs, {len(fetched)} runs): {time.perf_counter() - t:.2f} s")
-    keys = sorted(report.HISTORY_KEYS)
+    keys = sorted(HISTORY_KEYS)
     trials = fetched[fetched["run_id"] != parent]
-    bulk_how = "one SQL SELECT per 500 runs" if report.has_bulk_history(client) else "REST bulk endpoint"
-    for bulk, how in ((True, bulk_how), (False, "per run+key, 8 threads")):
+    routes = ((True, "from the jepa.history tags"), (False, f"per run+key, {fetch.HISTORY_WORKERS} threads"))
+    for use_tags, how in routes:
         t = time.perf_counter()
-        rows = report.fetch_histories(client, trials, keys, use_bulk=bulk)
-        print(f"[{label}] histories, {how}: {time.perf_counter() - t:.2f} s ({len(rows)} rows, keys {keys})")
+        rows = fetch.fetch_histories(client, trials, keys, use_tags=use_tags)
+        print(f"[{label}] histories {how}: {time.perf_counter() - t:.2f} s ({len(rows)} rows, keys {keys})")
 
 
 def start_mlflow_server(db_uri: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
@@ -201,7 +218,7 @@ def main() -> None:
     args = parser.parse_args()
     from mlflow import MlflowClient
 
-    from orchestrator.report import compose as report
+    from orchestrator.report import build as report
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)

@@ -1,20 +1,18 @@
-"""Tidy pandas frames and statistics for sweep reports.
+"""Tidy pandas frames of a sweep from what MLflow gives back: the sweep's parent, its trials, their histories.
 
-Everything here is a pure function of what MLflow gives back, so it can be tested on hand-built frames and a
-report can be rebuilt from MLflow alone:
+Everything here is a pure function of two frames, so it can be tested on hand-built frames and a report can
+be rebuilt from MLflow alone:
 
 * ``runs``: the frame of ``mlflow.search_runs`` (``run_id``, ``status``, ``start_time``, ``end_time``,
   ``params.*`` as strings, ``metrics.*`` holding each metric's last value, ``tags.*``) with the sweep's parent
-  run and its trial runs;
-* ``history``: a long frame of metric histories with columns ``run_id``, ``key``, ``step``, ``value``.
+  run and its trial runs (:func:`orchestrator.report.fetch.fetch_runs`);
+* ``history``: a long frame of metric histories with columns ``run_id``, ``key``, ``step``, ``value``
+  (:func:`orchestrator.report.fetch.fetch_histories`).
 
 Statistics are taken over the *ranked* trials only (column ``ranked`` of :func:`trials_frame`): trials that
 ran to their last epoch, on one metrics version. Trials the scheduler stopped early reached an earlier epoch
 and failed trials have no final figure; both are counted against their configuration (``seeds``) and listed
-apart, never pooled. Intervals are 95% confidence intervals of the mean over seeds with the t distribution;
-which configuration is best, and which others it beats, comes from
-:func:`orchestrator.report.stats.compare_with_best` (seed-blocked two-way ANOVA with Tukey's studentized
-range), for the leaderboard and for every parameter's levels alike.
+apart, never pooled (:mod:`orchestrator.report.summary`, :mod:`orchestrator.report.comparison`).
 """
 
 from __future__ import annotations
@@ -22,51 +20,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from orchestrator.report import stats as rs
+from orchestrator.report.display import display_labels, format_value
 
 SEED_KEYS = ("train.seed",)  # never a swept parameter: seeds are what the intervals are taken over
-ALPHA = rs.ALPHA
 VALIDATION_METRICS_VERSION = 2  # jepa.metrics_version from which probe_acc/knn_acc are validation figures
 LEGACY_SPLIT_NOTE = "probe_acc/knn_acc measured on the test split (logged before validation splits)"
-MIN_IMPORTANCE_CONFIGS = 10  # fANOVA over fewer configurations fits noise
-IMPORTANCE_RESAMPLES = 20
-IMPORTANCE_TREES = 8  # per bootstrap fit (Optuna's default is 64): 20 fits cost about 2.5 full ones
-POWER, MAX_POWER_SEEDS = 0.8, 1000
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """How one per-trial number is shown: name, unit, display scale and decimals."""
-
-    key: str
-    name: str
-    unit: str = ""
-    scale: float = 1.0
-    decimals: int = 3
-
-    @property
-    def label(self) -> str:
-        """Column header with the unit, e.g. ``probe acc (%)``."""
-        return f"{self.name} ({self.unit})" if self.unit else self.name
-
-
-# The per-parameter tables show these (when present); accuracies are stored as fractions, shown in percent.
-METRIC_SPECS: tuple[MetricSpec, ...] = (
-    MetricSpec("probe_acc", "probe acc", "%", 100.0, 2),
-    MetricSpec("test_probe_acc", "test probe acc", "%", 100.0, 2),
-    MetricSpec("knn_acc", "kNN acc", "%", 100.0, 2),
-    MetricSpec("test_knn_acc", "test kNN acc", "%", 100.0, 2),
-    MetricSpec("rankme", "RankMe", "", 1.0, 1),
-    MetricSpec("train_loss", "final loss", "", 1.0, 4),
-    MetricSpec("img_per_s", "throughput, last epoch", "img/s", 1.0, 0),
-    MetricSpec("duration_s", "wall time", "s", 1.0, 1),
-)
 
 
 @dataclass(frozen=True)
@@ -84,41 +49,6 @@ class SweepInfo:
     status: str | None
     start_time: pd.Timestamp | None
     end_time: pd.Timestamp | None
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The best group against every other on one metric, and the report's sentence about it."""
-
-    result: rs.BestComparison
-    sentence: str
-
-    @property
-    def best(self) -> str:
-        return self.result.best
-
-    @property
-    def runner_up(self) -> str | None:
-        return self.result.runner_up
-
-    @property
-    def distinguishable(self) -> bool:
-        """The best is distinguishable from every other compared group."""
-        others = self.result.others
-        return bool(others) and len(self.result.distinguishable_from) == len(others)
-
-
-@dataclass(frozen=True)
-class Importance:
-    """Parameter importances (each fit normalized to sum 1): the mean over bootstrap resamples of the
-    trials, with the 5th and 95th percentiles of those resamples, and how they were obtained."""
-
-    values: dict[str, float]
-    method: str
-    note: str | None = None
-    low: dict[str, float] = field(default_factory=dict)
-    high: dict[str, float] = field(default_factory=dict)
-    resamples: int = 0
 
 
 # --------------------------------------------------------------------------------------------- casting
@@ -236,33 +166,6 @@ def infer_swept_params(params: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(varying))
 
 
-def format_value(value: Any) -> str:
-    """A param value as a user wrote it: ``0.996``, ``3``, ``None``, ``l2``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "None"
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (float, np.floating)):
-        short = f"{float(value):g}"
-        return short if float(short) == float(value) else repr(float(value))
-    return str(value)
-
-
-def display_labels(values: Any) -> dict[str, str]:
-    """Exact label (:func:`format_value`) -> the shortest text that still tells the distinct values apart,
-    so that sampled floats such as 0.4195254015709299 read as 0.4195 (4 significant digits at least)."""
-    exact = {format_value(v): v for v in values}
-    floats = {
-        k: float(v) for k, v in exact.items() if isinstance(v, (float, np.floating)) and math.isfinite(v)
-    }
-    shown: dict[str, str] = {}
-    for digits in range(4, 18):
-        shown = {k: f"{v:.{digits}g}" for k, v in floats.items()}
-        if len(set(shown.values())) == len(shown):
-            break
-    return {k: shown.get(k, k) for k in exact}
-
-
 def trials_frame(runs: pd.DataFrame, info: SweepInfo) -> pd.DataFrame:
     """One tidy row per trial: ids, seed, swept params (cast), status, outcome and flags (see
     :func:`_outcomes`), duration and final metrics."""
@@ -368,299 +271,6 @@ def tidy_history(history: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["run_id", "key", "step"], kind="stable").reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------------------------- statistics
-def level_sort_key(value: Any) -> tuple[int, Any]:
-    """Sorts None first, then numbers and intervals by value, then strings."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return (0, 0)
-    if isinstance(value, pd.Interval):
-        return (1, value.left)
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return (1, float(value))
-    return (2, str(value))
-
-
-def param_levels(trials: pd.DataFrame, param: str, max_levels: int = 12) -> pd.Series:
-    """The levels a parameter's table rows are: its values, or quantile bins when a random or Optuna
-    sweep drew more than ``max_levels`` distinct numbers (a row per draw would be one trial each)."""
-    values = trials[param]
-    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if not numeric or values.nunique() <= max_levels:
-        return values.astype(object)
-    bins = pd.qcut(values, q=min(8, max_levels), duplicates="drop")
-    return bins.astype(object)
-
-
-def summarize(trials: pd.DataFrame, by: str, metrics: list[str], confidence: float = 0.95) -> pd.DataFrame:
-    """Per group of ``by``: n and, per metric, ``<m>_mean`` and ``<m>_ci`` over the ranked trials."""
-    done = trials[trials["ranked"]]
-    metrics = [m for m in metrics if m in done.columns]
-    # Group on the displayed label so None/NaN and mixed-type values form one group each.
-    groups = done.groupby(done[by].map(format_value), sort=False)
-    first_rows = {label: done[by].iloc[idx[0]] for label, idx in groups.indices.items()}
-    out = pd.DataFrame({by: pd.Series(first_rows, dtype=object), "n": groups.size()})
-    for m in metrics:
-        out[f"{m}_mean"] = groups[m].mean()
-        out[f"{m}_ci"] = rs.t_half_width(groups[m].std(ddof=1), groups[m].count(), confidence)
-    out = out.reset_index(drop=True)
-    order = sorted(range(len(out)), key=lambda i: level_sort_key(out[by].iloc[i]))
-    return out.iloc[order].reset_index(drop=True)
-
-
-def parameter_table(
-    trials: pd.DataFrame, param: str, metrics: list[str], max_levels: int = 12
-) -> pd.DataFrame:
-    """Every value (or bin) of one swept parameter with mean and CI of each metric over its trials."""
-    leveled = trials.assign(**{param: param_levels(trials, param, max_levels)})
-    return summarize(leveled, param, metrics)
-
-
-def blocked_comparison(
-    trials: pd.DataFrame, by: pd.Series, metric: str, goal: str, alpha: float = ALPHA
-) -> rs.BestComparison | None:
-    """:func:`orchestrator.report.stats.compare_with_best` over the ranked trials: groups labelled by
-    :func:`format_value` of ``by``, seeds as blocks. None when the metric is missing or < 2 groups have it."""
-    if metric not in trials.columns:
-        return None
-    ranked = trials["ranked"].to_numpy(dtype=bool)
-    groups = by[ranked].map(format_value)
-    return rs.compare_with_best(trials.loc[ranked, metric], groups, trials.loc[ranked, "seed"], goal, alpha)
-
-
-def leaderboard(
-    trials: pd.DataFrame, info: SweepInfo, metrics: list[str], alpha: float = ALPHA
-) -> pd.DataFrame:
-    """Configurations (swept values, seeds pooled) ranked by the sweep's metric over the ranked trials.
-
-    Columns: ``rank``, ``config_id``, the swept params, ``n`` (ranked trials), ``<m>_mean`` and ``<m>_ci``
-    (t interval over seeds) per metric, ``trials`` (all), ``failed``, ``stopped_early``, ``legacy_apart``
-    (completed on the legacy test split while the ranking is on validation), ``collapsed``,
-    ``seeds`` (``n/trials``, e.g. ``2/3``), ``ci_from_2_seeds``, then the comparison with the best
-    (:func:`blocked_comparison`): ``<metric>_seed_adjusted`` (the ranking key: the plain mean when every
-    configuration has every seed), ``diff_vs_best`` (best minus this configuration), ``diff_ci_low``,
-    ``diff_ci_high`` (simultaneous interval), ``p_vs_best_adjusted`` and ``distinguishable_from_best``, all
-    empty on the best row. Configurations without a ranked trial come last.
-    """
-    table = summarize(trials, "config_id", metrics)
-    firsts = trials.drop_duplicates("config_id").set_index("config_id")
-    flags = trials.assign(
-        failed=trials["outcome"] == "failed", stopped=trials["outcome"] == "stopped early",
-        apart=(trials["outcome"] == "completed") & ~trials["ranked"],
-    )  # fmt: skip
-    counts = flags.groupby("config_id").agg(
-        trials=("run_id", "size"), failed=("failed", "sum"), stopped_early=("stopped", "sum"),
-        legacy_apart=("apart", "sum"), collapsed=("collapsed", "sum"),
-    )  # fmt: skip
-    missing = [c for c in counts.index if c not in set(table["config_id"])]
-    table = pd.concat([table, pd.DataFrame({"config_id": missing, "n": 0})], ignore_index=True)
-    for key in info.swept_params:
-        table.insert(table.columns.get_loc("n"), key, [firsts.at[c, key] for c in table["config_id"]])
-    for column in counts.columns:
-        table[column] = counts.loc[table["config_id"], column].to_numpy().astype(int)
-    table["seeds"] = [f"{n}/{t}" for n, t in zip(table["n"], table["trials"], strict=True)]
-    table["ci_from_2_seeds"] = table["n"] == 2
-    result = blocked_comparison(trials, trials["config_id"], info.metric, info.goal, alpha)
-    ids = table["config_id"].map(format_value)
-    found = result.table if result is not None else pd.DataFrame(columns=rs.COLUMNS)
-    for column, source in (
-        (f"{info.metric}_seed_adjusted", "adjusted_mean"), ("diff_vs_best", "diff"),
-        ("diff_ci_low", "ci_low"), ("diff_ci_high", "ci_high"), ("p_vs_best_adjusted", "p_adjusted"),
-        ("distinguishable_from_best", "distinguishable"),
-    ):  # fmt: skip
-        table[column] = ids.map(found[source]).to_numpy()
-    if result is not None:
-        position = ids.map({label: i for i, label in enumerate(result.labels)})
-    else:  # no comparison (one configuration, or the metric not logged): plain means decide
-        sort_col = f"{info.metric}_mean"
-        sign = 1 if info.goal == "minimize" else -1
-        position = sign * table[sort_col] if sort_col in table.columns else pd.Series(0, index=table.index)
-    table = table.iloc[np.argsort(position.to_numpy(dtype=float), kind="stable")]
-    table.insert(0, "rank", range(1, len(table) + 1))
-    return table.reset_index(drop=True)
-
-
-def format_mean_ci(mean: float, half: float, spec: MetricSpec, unit: bool = False) -> str:
-    """``82.00 ± 2.48`` in the metric's display scale (``82.00 ± 2.48 %`` with ``unit``); the bare mean
-    when there is no interval (one seed)."""
-    if mean is None or not np.isfinite(mean):
-        return "–"
-    text = f"{mean * spec.scale:,.{spec.decimals}f}"
-    if half is not None and np.isfinite(half):
-        text += f" ± {half * spec.scale:,.{spec.decimals}f}"
-    return f"{text} {spec.unit}" if unit and spec.unit else text
-
-
-def metric_spec(key: str) -> MetricSpec:
-    """The display spec of a metric (unknown metrics shown raw)."""
-    return next((s for s in METRIC_SPECS if s.key == key), MetricSpec(key, key, "", 1.0, 4))
-
-
-def _listing(labels: list[str], name: Any, limit: int = 8) -> str:
-    shown = ", ".join(name(g) for g in labels[:limit])
-    return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
-
-
-def format_p(p: float) -> str:
-    """An adjusted p-value as printed; the studentized range's tail under 1e-9 counts as 0, so says so."""
-    return f"{p:.3g}" if p >= 1e-9 else "< 1e-9"
-
-
-def compare_best(
-    trials: pd.DataFrame,
-    by: pd.Series,
-    metric: str,
-    goal: str,
-    what: str,
-    names: dict[str, str] | None = None,
-    alpha: float = ALPHA,
-    pooled: tuple[str, ...] = (),
-    count: str = "seeds",
-    power: bool = False,
-) -> Comparison | None:
-    """The best group of ``by`` against every other on ``metric`` (:func:`blocked_comparison`), in words.
-
-    Args:
-        trials: Tidy trials frame.
-        by: Group label per trial (aligned with ``trials``), e.g. config ids or a parameter's levels.
-        metric: Metric column; the best is the top seed-adjusted mean in the direction of ``goal``.
-        goal: ``maximize`` or ``minimize``.
-        what: How the groups are named in the sentence, e.g. ``"`mask.ratio` ="`` or ``"configuration"``.
-        names: Display text per exact group label (see :func:`display_labels`).
-        alpha: Familywise error rate (0.05: simultaneous 95% intervals).
-        pooled: Other swept parameters, whose effects the model leaves in the residual (parameter tables).
-        count: What a group's trials are called: ``seeds`` for configurations, ``trials`` for levels.
-        power: When nothing is distinguishable from the best, add how many seeds per configuration would
-            detect the observed best-minus-runner-up difference
-            (:func:`orchestrator.report.stats.seeds_for_power`).
-
-    Returns:
-        None when fewer than two groups have a finite metric.
-    """
-    result = blocked_comparison(trials, by, metric, goal, alpha)
-    if result is None:
-        return None
-    spec, shown = metric_spec(metric), names or {}
-
-    def name(group: str) -> str:  # configuration names hold commas: quoted, so lists of them stay readable
-        text = shown.get(group, group)
-        return f"`{text}`" if count == "seeds" else text
-
-    unit = "points" if spec.unit == "%" else spec.unit
-    groups = by.map(format_value)
-    total, failed = groups.value_counts(), groups[trials["outcome"] == "failed"].value_counts()
-
-    def scaled(x: float, sign: str = "") -> str:
-        return f"{x * spec.scale:{sign},.{spec.decimals}f}"
-
-    def about(group: str) -> str:
-        rows = trials["ranked"] & (groups == group)
-        mean, half, n = rs.t_interval(trials.loc[rows, metric])
-        text = f"{spec.name} {format_mean_ci(mean, half, spec, unit=True)}{' †' if n == 2 else ''}"
-        text += f", {int(rows.sum())}/{total[group]} {count} complete"
-        if failed.get(group, 0):
-            text += f"; {failed[group]} failed, so its figures are over the survivors and may flatter it"
-        return text
-
-    others, best = result.others, result.best
-    plural = "s" if len(others) != 1 else ""
-    terms = f"{'configuration' if count == 'seeds' else 'level'}{' + seed' if result.blocked else ''}"
-    model = f"`{metric} ~ {terms}` fitted by least squares"
-    if pooled:
-        model += "; " + ", ".join(f"`{p}`" for p in pooled) + " left in the residual"
-    if result.reason is None:
-        model += f"; residual sd {scaled(result.residual_sd)} {unit}, {result.df} degrees of freedom"
-    text = (
-        f"Best {what} {name(best)} ({about(best)}) against the {len(others)} other{plural} by "
-        f"{result.test} ({model}): "
-    )
-    apart = [g for g in result.labels if not result.table.at[g, "compared"]]
-    if result.reason is not None:
-        text += f"no test: {result.reason}."
-    else:
-        row = result.table.loc[result.runner_up]
-        runner = (
-            f"runner-up {name(result.runner_up)} ({about(result.runner_up)}): "
-            f"best − runner-up = {scaled(row['diff'], '+')} {unit}, simultaneous "
-            f"{100 * (1 - alpha):g}% interval {scaled(row['ci_low'], '+')} to {scaled(row['ci_high'], '+')}, "
-            f"adjusted p {'' if row['p_adjusted'] < 1e-9 else '= '}{format_p(row['p_adjusted'])}"
-        )
-        found = result.distinguishable_from
-        if len(found) == len(others):
-            text += (
-                f"distinguishable from {'all ' + str(len(others)) if len(others) > 1 else 'it'}; {runner}."
-            )
-        elif found:
-            rest = [g for g in others if g not in found]
-            text += (
-                f"distinguishable from {len(found)} of {len(others)} ({_listing(found, name)}), not from "
-                f"{_listing(rest, name)}; {runner}."
-            )
-        else:
-            many = f"any of the {len(others)}" if len(others) > 1 else "it"
-            text += f"not distinguishable from {many}; {runner}."
-            if power:
-                text += " " + _power_sentence(row["diff"], result, scaled, unit)
-    if apart:
-        text += f" Not compared (no seed shared with the others): {_listing(apart, name)}."
-    return Comparison(result, text)
-
-
-def _power_sentence(diff: float, result: rs.BestComparison, scaled: Any, unit: str) -> str:
-    seeds = rs.seeds_for_power(
-        diff, result.residual_sd, result.k, result.alpha, POWER, MAX_POWER_SEEDS, result.blocked
-    )
-    df = "(k − 1)(n − 1)" if result.blocked else "k(n − 1)"
-    needed = f"about {seeds}" if seeds is not None else f"more than {MAX_POWER_SEEDS}"
-    return (
-        f"At this residual sd, {needed} seeds per configuration would detect a best − runner-up difference "
-        f"of {scaled(abs(diff))} {unit} with {100 * POWER:g}% power by the same test (a balanced sweep of "
-        f"the same {result.k} configurations; normal approximation with the Tukey critical value at "
-        f"{df} degrees of freedom)."
-    )
-
-
-def per_seed(trials: pd.DataFrame, levels: pd.Series, metric: str) -> pd.DataFrame:
-    """Per seed and level (``levels`` aligned with ``trials``, e.g. :func:`param_levels`): ``value``, the
-    mean of ``metric`` over that seed's ranked trials at that level, and ``n``, their count (more than 1 when
-    other swept parameters are pooled), sorted by seed. ``level`` is the :func:`format_value` label. Means
-    over seeds hide how far one seed moves the metric; these rows show it. Trials without a seed are left
-    out."""
-    if metric not in trials.columns:
-        return pd.DataFrame(columns=["seed", "level", "value", "n"])
-    keep = trials["ranked"] & trials["seed"].notna() & np.isfinite(trials[metric].to_numpy(dtype=float))
-    done = trials[keep]
-    by = [done["seed"].astype(int), levels[keep].map(format_value).rename("level")]
-    return done.groupby(by)[metric].agg(value="mean", n="count").reset_index()
-
-
-def seed_note(
-    seeds: pd.DataFrame, param: str, metric: str, pooled: tuple[str, ...] = ()
-) -> tuple[str, str] | None:
-    """The caption of a :func:`per_seed` frame's plot and the sentence that sets seed against setting, in
-    the metric's display unit: the seeds' range (highest − lowest) at one level, averaged over the levels two
-    or more seeds reached, beside the range of the per-level means over seeds (the plot's black line). None
-    without two levels or without a level two seeds reached: nothing to set side by side."""
-    by_level = seeds.groupby("level")["value"]
-    spans = (by_level.max() - by_level.min())[by_level.count() >= 2]
-    means = by_level.mean()
-    if len(means) < 2 or spans.empty:
-        return None
-    spec = metric_spec(metric)
-    unit = " points" if spec.unit == "%" else f" {spec.unit}" if spec.unit else ""
-    others = ", ".join(f"`{p}`" for p in pooled)
-    caption = f"{metric} per seed across {param} (one line per seed; black: mean over seeds"
-    caption += f"; a point is the seed's mean over {', '.join(pooled)})" if pooled else ")"
-    each = f" (each a seed's mean over {others})" if pooled else ""
-    sentence = (
-        f"Seed against setting on `{metric}`: at one value of `{param}` the seeds{each} span "
-        f"{spans.mean() * spec.scale:,.{spec.decimals}f}{unit} on average (highest − lowest seed at each of "
-        f"the {len(spans)} value{'s' if len(spans) != 1 else ''} two or more seeds reached); the mean over "
-        f"seeds spans {(means.max() - means.min()) * spec.scale:,.{spec.decimals}f}{unit} across the "
-        f"{len(means)} values (highest − lowest)."
-    )
-    return caption, sentence
-
-
 def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, key: str, by: pd.Series) -> pd.DataFrame:
     """Per group of ``by`` and epoch: mean, 95% CI half-width and n of metric ``key`` over ranked trials
     (trials stopped early would make the later epochs' means those of the survivors)."""
@@ -675,37 +285,10 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, key: str, by: p
     return out.drop(columns="std")
 
 
-def param_importance(
-    trials: pd.DataFrame, params: list[str], metric: str, resamples: int = IMPORTANCE_RESAMPLES
-) -> Importance:
-    """fANOVA importances of the swept parameters for ``metric`` via Optuna, over ``resamples`` bootstrap
-    resamples of the ranked trials, each averaged per configuration (mean and 5-95% range; see
-    :func:`orchestrator.report.stats.bootstrap_importance`); a main-effect variance split if Optuna fails.
-    Absent, with the reason, below :data:`MIN_IMPORTANCE_CONFIGS` distinct configurations."""
-    if metric not in trials.columns:
-        return Importance({}, "none", f"metric {metric} was not logged")
-    done = trials[trials["ranked"] & np.isfinite(trials[metric])].reset_index(drop=True)
-    configs = done["config_id"].nunique()
-    if configs < MIN_IMPORTANCE_CONFIGS:
-        return Importance(
-            {}, "none", f"fewer than {MIN_IMPORTANCE_CONFIGS} configurations ({configs}): "
-            "importance would not mean anything",
-        )  # fmt: skip
-    usable = [p for p in params if done[p].map(format_value).nunique() > 1]
-    if not usable:
-        return Importance({}, "none", "no swept parameter varies across the ranked trials")
-    # Numbers stay numbers (ordered, fANOVA splits them); anything else becomes its display text, so mixed
-    # values such as None and 3000 are one categorical.
-    numeric = {
-        p: pd.api.types.is_numeric_dtype(done[p]) and not pd.api.types.is_bool_dtype(done[p]) for p in usable
-    }
-    x = pd.DataFrame({p: done[p] if numeric[p] else done[p].map(format_value) for p in usable})
-    fits, method, note = rs.bootstrap_importance(
-        x, done[metric], done["config_id"], resamples, IMPORTANCE_TREES
-    )
-    mean = fits.mean().sort_values(ascending=False)
-    low, high = fits.quantile(0.05), fits.quantile(0.95)
-    return Importance(
-        {p: float(mean[p]) for p in mean.index}, method, note,
-        {p: float(low[p]) for p in mean.index}, {p: float(high[p]) for p in mean.index}, len(fits),
-    )  # fmt: skip
+def collapse_threshold(runs: pd.DataFrame, info: SweepInfo) -> tuple[float, str] | None:
+    """RankMe's collapse line, ``eval.collapse_threshold`` × ``model.embed_dim``, when all trials share it."""
+    params = cast_params(trial_runs(runs, info.parent_run_id))
+    if not {"eval.collapse_threshold", "model.embed_dim"} <= set(params.columns):
+        return None
+    line = (params["eval.collapse_threshold"] * params["model.embed_dim"]).dropna().unique()
+    return (float(line[0]), f"collapse threshold ({line[0]:g})") if len(line) == 1 else None

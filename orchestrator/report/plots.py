@@ -1,4 +1,5 @@
-"""Plots for sweep reports, and the document that renders a report to markdown and self-contained HTML.
+"""Plots for sweep reports: metrics against a parameter, seeds across it, learning curves, parallel
+coordinates and parameter importance, each written as a PNG next to the report.
 
 Figures are built without pyplot and drawn on their own Agg canvas, so no global backend or figure registry is
 touched: safe to call from a Ray driver, a thread or a test, with or without a display.
@@ -6,12 +7,8 @@ touched: safe to call from a Ray driver, a thread or a test, with or without a d
 
 from __future__ import annotations
 
-import base64
-import html
-import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import numpy as np
@@ -22,14 +19,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from orchestrator.report.frames import (
-    Importance,
-    MetricSpec,
-    display_labels,
-    format_value,
-    level_sort_key,
-    metric_spec,
-)
+from orchestrator.report.display import MetricSpec, display_labels, format_value, level_sort_key, metric_spec
+from orchestrator.report.importance import Importance
 
 DPI = 90  # small PNGs: the HTML report embeds every one of them
 MAX_LINES = 12  # more curves than this in one panel are unreadable
@@ -71,9 +62,9 @@ def plot_per_seed(
     path: Path,
     label: str | None = None,
 ) -> Path:
-    """One line per seed through ``metric`` at each level of ``param`` (a :func:`report_data.per_seed`
-    frame), and the mean over those seeds thick in black: how far the seed moves the metric beside how far
-    the setting does, which a mean ± CI does not show.
+    """One line per seed through ``metric`` at each level of ``param`` (a
+    :func:`orchestrator.report.seeds.per_seed` frame), and the mean over those seeds thick in black: how far
+    the seed moves the metric beside how far the setting does, which a mean ± CI does not show.
 
     Args:
         order: Level labels along the x axis (the parameter table's order); ``names`` gives their text.
@@ -116,7 +107,7 @@ def plot_curves(
     """Per-epoch curves, one line per group with a 95% CI band over seeds.
 
     Args:
-        panels: (metric spec, frame from :func:`report_data.learning_curves`) per panel.
+        panels: (metric spec, frame from :func:`orchestrator.report.frames.learning_curves`) per panel.
         order: Group labels in legend order; only the first :data:`MAX_LINES` are drawn.
         legend_title: Usually the swept parameter.
         title: Figure title.
@@ -219,102 +210,3 @@ def plot_importance(importance: Importance, metric: str, path: Path) -> Path:
     ax.set_title(f"Parameter importance for {metric} ({importance.method}{spread_note})", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
-
-
-# --------------------------------------------------------------------------------------------- documents
-_CSS = """
-body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-code{background:#f3f3f3;padding:0 .2em;border-radius:3px}
-img{max-width:100%;margin:.5em 0}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
-"""
-
-
-class Doc:
-    """A report as a list of blocks, rendered to markdown and to one self-contained HTML file.
-
-    Text may hold ``code`` spans in backticks; both renderings come from the same blocks so they never drift.
-    """
-
-    def __init__(self) -> None:
-        self.blocks: list[tuple[str, Any]] = []
-
-    def heading(self, level: int, text: str) -> None:
-        self.blocks.append(("heading", (level, text)))
-
-    def para(self, text: str) -> None:
-        self.blocks.append(("para", text))
-
-    def bullets(self, items: Sequence[str]) -> None:
-        self.blocks.append(("bullets", list(items)))
-
-    def table(self, frame: pd.DataFrame) -> None:
-        """A table of already formatted cells."""
-        self.blocks.append(("table", frame.astype(str)))
-
-    def image(self, path: Path, caption: str) -> None:
-        """A PNG next to the report: linked from markdown, embedded as base64 in HTML."""
-        self.blocks.append(("image", (Path(path), caption)))
-
-    def to_markdown(self) -> str:
-        parts: list[str] = []
-        for kind, body in self.blocks:
-            if kind == "heading":
-                parts.append(f"{'#' * body[0]} {body[1]}")
-            elif kind == "para":
-                parts.append(body)
-            elif kind == "bullets":
-                parts.append("\n".join(f"- {item}" for item in body))
-            elif kind == "table":
-                parts.append(_markdown_table(body))
-            elif kind == "image":
-                parts.append(f"![{body[1]}]({body[0].name})")
-        return "\n\n".join(parts) + "\n"
-
-    def to_html(self, title: str) -> str:
-        parts = [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        ]
-        for kind, body in self.blocks:
-            if kind == "heading":
-                parts.append(f"<h{body[0]}>{_inline_html(body[1])}</h{body[0]}>")
-            elif kind == "para":
-                parts.append(f"<p>{_inline_html(body)}</p>")
-            elif kind == "bullets":
-                parts.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in body) + "</ul>")
-            elif kind == "table":
-                head = "".join(f"<th>{_inline_html(c)}</th>" for c in body.columns)
-                rows = "".join(
-                    "<tr>" + "".join(f"<td>{_inline_html(v)}</td>" for v in row) + "</tr>"
-                    for row in body.itertuples(index=False)
-                )
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            elif kind == "image":
-                data = base64.b64encode(body[0].read_bytes()).decode("ascii")
-                caption = html.escape(body[1])
-                parts.append(
-                    f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
-                    f"<figcaption>{caption}</figcaption></figure>"
-                )
-        parts.append("</body></html>")
-        return "\n".join(parts) + "\n"
-
-
-def _inline_html(text: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(text), quote=False))
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| " + " | ".join(cell(c) for c in frame.columns) + " |",
-        "|" + "|".join("---" for _ in frame.columns) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)

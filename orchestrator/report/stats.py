@@ -1,4 +1,5 @@
-"""Statistics of sweep reports, apart from frames: which configuration is best, and whether it really is.
+"""Statistics of sweep reports: t intervals of means over seeds, and which configuration is best and whether
+it really is.
 
 A sweep runs every configuration on the same seeds, and a seed (initial weights, data order, masks) moves the
 metric far more than the settings do. Configurations are therefore compared through the two-way additive model
@@ -8,7 +9,8 @@ metric far more than the settings do. Configurations are therefore compared thro
 fitted by least squares: the seed effects cancel out of every difference between configurations, and the
 residual variance is what is left once both are accounted for. Every difference best-minus-other gets a
 simultaneous interval from Tukey's studentized range, which accounts for the best having been picked out of k
-from the same data (see :func:`compare_with_best`). Nothing here knows about MLflow or report frames.
+from the same data (see :func:`compare_with_best`). :func:`t_interval` and :func:`t_half_width` are the
+report's one t interval (every ``mean ± CI``). Nothing here knows about MLflow or report frames.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def t_interval(values: Any, confidence: float = 0.95) -> tuple[float, float, int
 # ~0.3 s a quantile at k = 100, over a second for a 100-configuration leaderboard. The same integral,
 # P(Q > q) = E_S[P(R > q S)] with R the range of k standard normals and S = sqrt(chi2_df / df), is done
 # here with scipy's own infinite-df distribution for P(R > w) (a spline through 160 of its points per k) and
-# a fixed trapezoid rule over log S, vectorized over q. tests/orchestrator/test_report_stats.py checks it
+# a fixed trapezoid rule over log S, vectorized over q. tests/orchestrator/report/test_stats.py checks it
 # against scipy.stats.studentized_range.
 @functools.lru_cache(maxsize=64)
 def _log_range_sf(k: int) -> tuple[float, interpolate.CubicSpline]:
@@ -357,93 +359,3 @@ def seeds_for_power(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if achieved(mid) < power else (lo, mid)
     return hi
-
-
-# --------------------------------------------------------------------------------------------- importance
-def fanova_importance(x: pd.DataFrame, y: Any, space: pd.DataFrame, n_trees: int = 64) -> dict[str, float]:
-    """fANOVA importances (Optuna's evaluator, normalized to sum 1) of the columns of ``x`` for ``y``.
-
-    Args:
-        x: One column per parameter: ints, floats, or strings (categorical).
-        y: The metric per row.
-        space: Rows spanning the search space (the full data when ``x`` is a resample of it), so a resample
-            that lost a value keeps the sweep's space.
-        n_trees: Trees of the random forest fANOVA decomposes.
-    """
-    import optuna  # imported late: optuna is slow to import and only multi-parameter sweeps need it
-
-    distributions: dict[str, optuna.distributions.BaseDistribution] = {}
-    for p in x.columns:
-        values = space[p]
-        if pd.api.types.is_integer_dtype(values):
-            distributions[p] = optuna.distributions.IntDistribution(int(values.min()), int(values.max()))
-        elif pd.api.types.is_float_dtype(values):
-            distributions[p] = optuna.distributions.FloatDistribution(
-                float(values.min()), float(values.max())
-            )
-        else:
-            distributions[p] = optuna.distributions.CategoricalDistribution(sorted(set(map(str, values))))
-    casts = {p: int if isinstance(d, optuna.distributions.IntDistribution) else
-             float if isinstance(d, optuna.distributions.FloatDistribution) else str
-             for p, d in distributions.items()}  # fmt: skip
-    frozen = [
-        optuna.trial.create_trial(
-            value=float(row[-1]),
-            params={p: casts[p](v) for p, v in zip(x.columns, row[:-1], strict=True)},
-            distributions=distributions,
-        )
-        for row in zip(*(x[p] for p in x.columns), np.asarray(y, dtype=float), strict=True)
-    ]
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # create_study logs one INFO line per study
-    try:
-        study = optuna.create_study()
-        study.add_trials(frozen)
-        evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=n_trees, seed=0)
-        result = optuna.importance.get_param_importances(study, evaluator=evaluator, params=list(x.columns))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    return {k: float(v) for k, v in result.items()}
-
-
-def main_effect_shares(x: pd.DataFrame, y: Any) -> dict[str, float]:
-    """Between-group variance of each column's marginal means of ``y``, normalized to sum 1."""
-    y = pd.Series(np.asarray(y, dtype=float), index=x.index)
-    total = float(((y - y.mean()) ** 2).sum())
-    effects = {}
-    for p in x.columns:
-        g = y.groupby(x[p].astype(str))
-        effects[p] = float((g.count() * (g.mean() - y.mean()) ** 2).sum()) / total if total > 0 else 0.0
-    norm = sum(effects.values()) or 1.0
-    return dict(sorted(((k, v / norm) for k, v in effects.items()), key=lambda kv: -kv[1]))
-
-
-def bootstrap_importance(
-    x: pd.DataFrame, y: Any, groups: Any, resamples: int = 20, n_trees: int = 8, seed: int = 0
-) -> tuple[pd.DataFrame, str, str | None]:
-    """Importances of the columns of ``x`` for ``y`` over ``resamples`` bootstrap resamples of the rows
-    (trials): each resample is averaged per group (configuration) and the means are decomposed by fANOVA,
-    or by the main-effect variance split if Optuna fails.
-
-    Averaging first keeps each fit at one row per configuration (a forest over 1,000 trials costs ten
-    times as much and only learns the seed noise it cannot explain), while drawing trials keeps the seed
-    noise in the spread between resamples.
-
-    Returns:
-        (one row of importances per resample, method name, note saying why fANOVA was replaced or None).
-    """
-    rows = x.reset_index(drop=True).assign(_y=np.asarray(y, dtype=float), _g=np.asarray(groups, dtype=object))
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        drawn = rows.iloc[rng.integers(0, len(rows), len(rows))]
-        means = drawn.groupby("_g", sort=True).agg({**{p: "first" for p in x.columns}, "_y": "mean"})
-        draws.append(means.reset_index(drop=True))
-    try:
-        fits = [fanova_importance(d[list(x.columns)], d["_y"], x, n_trees) for d in draws]
-        method, note = "Optuna fANOVA", None
-    except Exception as exc:  # report the failure and fall back rather than lose the whole report
-        fits = [main_effect_shares(d[list(x.columns)], d["_y"]) for d in draws]
-        method = "main-effect variance share"
-        note = f"Optuna's fANOVA failed ({type(exc).__name__}: {exc}); showing a main-effect variance split"
-    return pd.DataFrame(fits, columns=list(x.columns)).fillna(0.0), method, note

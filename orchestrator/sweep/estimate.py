@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jepa_core.config import Config, default_val_size
-from orchestrator.sweep.spec import SweepPlan
+from orchestrator.sweep.plan import SweepPlan
 
 # ---- cost estimate --------------------------------------------------------------------------------
 CPU_GFLOPS_PER_THREAD = 18.0  # a smoke trial alone, 2-core Debian VM, torch 2.14 fp32, 1 thread
@@ -108,6 +108,7 @@ def sweep_estimate(plan: SweepPlan, cpus: float, gpus: float) -> tuple[float | N
 
 
 def fmt_duration(seconds: float) -> str:
+    """``45 s``, ``12 min`` or ``2.5 h``."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -117,29 +118,35 @@ def fmt_duration(seconds: float) -> str:
 
 # ---- dry run --------------------------------------------------------------------------------
 def trial_table(plan: SweepPlan) -> str:
-    """The trial table as aligned text (also logged to the parent run)."""
+    """The trial table as aligned text (printed by ``--dry-run``, logged to the parent run as trials.txt).
+
+    Columns: ``#`` (the trial index), ``config_id``, one per swept key, ``seed``. An optuna sweep has no table
+    yet: its configurations are suggested while it runs, so this lists the parameters' domains instead.
+    """
+    import pandas as pd  # here, not at import: the CLI's error paths answer without it
+
     spec = plan.spec
     if not plan.trials:
         lines = [
             f"{spec.num_samples} configurations suggested by Optuna TPE while the sweep runs, "
             f"x {len(spec.seeds)} seeds = {plan.num_trials} trials"
         ]
-        lines += [f"  {p.describe()}" for p in spec.parameters]
+        lines += [f"  {p.domain_text()}" for p in spec.parameters]
         return "\n".join(lines)
     keys = spec.swept_keys
-    header = ["#", "config_id", *keys, "seed"]
 
     def cell(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     rows = [[str(t.index), t.config_id, *(cell(t.params[k]) for k in keys), str(t.seed)] for t in plan.trials]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
-    )
+    table = pd.DataFrame(rows, columns=["#", "config_id", *keys, "seed"])
+    # Cells are already text: no number parsing, so 0.0001 stays 0.0001 and ids stay as they are.
+    return table.to_markdown(index=False, tablefmt="plain", disable_numparse=True, stralign="left")
 
 
-def describe(plan: SweepPlan, cpus: float, gpus: float) -> str:
+def cost_summary(plan: SweepPlan, cpus: float, gpus: float) -> str:
+    """The ``--dry-run`` summary: method, metric, trials, resources, and the wall-time estimate on this
+    machine (and on one H100 for a GPU sweep on a machine without one)."""
     spec = plan.spec
     seconds, device, conc = sweep_estimate(plan, cpus, gpus)
     machine = f"this machine ({cpus:g} CPUs, {gpus} GPUs)"

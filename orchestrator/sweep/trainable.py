@@ -1,4 +1,4 @@
-"""The Ray Tune side of a sweep: the search space, and the function trainable around ``jepa_core.train``.
+"""The function trainable: one trial of a sweep, a ``jepa_core.train`` run with its own MLflow child run.
 
 A trial reports every epoch to Tune with the trainer's checkpoint (``ray.tune.report``) and resumes from
 ``ray.tune.get_checkpoint()`` after a failure or an interrupted sweep. It opens its own MLflow child run, so
@@ -22,12 +22,11 @@ from typing import Any
 import ray
 from ray import tune
 
-from orchestrator.sweep.repeat import FAILED_KEY, SeedRepeater
-from orchestrator.sweep.spec import SweepPlan, config_id
+from orchestrator.sweep.plan import SweepPlan, config_id, trial_label, trial_params
+from orchestrator.sweep.repeat import FAILED_KEY
 from orchestrator.tracking import runs as tracking
 from orchestrator.tracking import ui as mlflow_ui
 
-TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: which of the seeds this repeat is
 RUN_ID_KEY = "mlflow_run_id"  # in the trainer checkpoint's extra state
 EPOCH_FILE = "epoch.txt"  # beside checkpoint.pt in each Tune checkpoint
 PENDING_FILE = "pending_metrics.json"  # beside it: epochs queued for MLflow, not yet confirmed stored
@@ -43,47 +42,6 @@ class TrialContext:
     parent_run_id: str
     git_sha: str
     base_dir: str  # the sweep's working directory: relative paths in the config are relative to it
-    system_metrics: bool = True
-
-
-def search_space(plan: SweepPlan) -> dict[str, Any]:
-    """Tune's ``param_space``: grid and random run the trial table as grids of configurations x seeds;
-    optuna gets one Tune domain per parameter (seeds come from the Repeater index)."""
-    spec = plan.spec
-    if spec.method != "optuna":
-        configs: list[dict[str, Any]] = []
-        for trial in plan.trials:
-            if trial.params not in configs:
-                configs.append(trial.params)
-        return {"params": tune.grid_search(configs), "seed": tune.grid_search(list(spec.seeds))}
-    space: dict[str, Any] = {}
-    for p in spec.parameters:
-        if p.values is not None:
-            space[p.key] = tune.choice(list(p.values))
-        elif p.distribution == "int_uniform":
-            space[p.key] = tune.randint(int(p.min), int(p.max) + 1)  # Tune's upper bound is exclusive
-        elif p.distribution == "log_uniform":
-            space[p.key] = tune.loguniform(p.min, p.max)
-        else:
-            space[p.key] = tune.uniform(p.min, p.max)
-    return space
-
-
-def trial_params(config: dict[str, Any], plan: SweepPlan) -> tuple[dict[str, Any], int]:
-    """A Tune trial config -> (swept values, seed), for either shape of :func:`search_space`."""
-    if "params" in config:
-        return dict(config["params"]), int(config["seed"])
-    params = {k: config[k] for k in plan.spec.swept_keys}
-    return params, plan.spec.seeds[int(config.get(TRIAL_INDEX, 0))]
-
-
-def trial_label(params: dict[str, Any], seed: int) -> str:
-    """Human-readable run name: ``mask.ratio=0.4 seed=1``."""
-
-    def fmt(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    return " ".join([*(f"{k}={fmt(v)}" for k, v in params.items()), f"seed={seed}"])
 
 
 def device_tag(device: str) -> str:
@@ -231,7 +189,6 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         tags=tags,
         params=cfg.to_flat(),
         config_yaml=dump_yaml(cfg),
-        system_metrics=ctx.system_metrics,
     )
     if run.final is not None:
         # It had ended before the driver died, but Tune's last saved state still had it running: hand Tune
@@ -290,182 +247,3 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
-
-
-def build_tuner(
-    plan: SweepPlan,
-    ctx: TrialContext,
-    *,
-    name: str,
-    storage: Path,
-    cpu: float,
-    gpu: float,
-    restore: Path | None,
-    printer: ProgressPrinter,
-) -> tune.Tuner:
-    """A Tuner for the plan, or one restoring the interrupted experiment at ``restore``."""
-    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": cpu, "gpu": gpu})
-    if restore is not None:
-        # Finished trials keep their results; unfinished and errored ones continue from their checkpoints.
-        return tune.Tuner.restore(
-            str(restore), trainable=trainable, resume_unfinished=True, resume_errored=True
-        )
-    spec = plan.spec
-    search_alg = scheduler = None
-    if spec.method == "optuna":
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        # Each suggestion runs once per seed; Optuna learns from the mean over seeds, or is told the
-        # suggestion failed if any seed failed (never the mean of the survivors).
-        tpe = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed))
-        search_alg = SeedRepeater(tpe, repeat=len(spec.seeds), set_index=True)
-    if spec.scheduler.kind == "asha":
-        from ray.tune.schedulers import ASHAScheduler
-
-        epochs = (
-            max(plan.trial_config(t.params, t.seed).train.epochs for t in plan.trials)
-            if plan.trials
-            else plan.trial_config({}, spec.seeds[0]).train.epochs
-        )
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=epochs,
-            grace_period=min(spec.scheduler.grace_period, epochs),
-            reduction_factor=spec.scheduler.reduction_factor,
-        )
-    return tune.Tuner(
-        trainable,
-        param_space=search_space(plan),
-        tune_config=tune.TuneConfig(
-            metric=spec.metric,
-            mode="max" if spec.goal == "maximize" else "min",
-            search_alg=search_alg,
-            scheduler=scheduler,
-            num_samples=1 if plan.trials else plan.num_trials,
-            max_concurrent_trials=plan.max_concurrent_trials,
-            # A finished trial's worker runs the next one: saves ~10 s of process start and imports per trial.
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=str(storage),
-            verbose=0,
-            log_to_file=True,
-            callbacks=[printer],
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        ),
-    )
-
-
-class ProgressPrinter(tune.Callback):
-    """A concise live view: one line per finished or failed trial, and a status table every ``every_s``.
-
-    It is pickled with the experiment and restored by ``--resume``, so it holds only plain data.
-    """
-
-    def __init__(self, plan: SweepPlan, every_s: float = 20.0) -> None:
-        self.plan, self.every_s = plan, every_s
-        self._start = self._last = 0.0
-        self._dirty = False
-        self._epochs: dict[str, int] = {}
-
-    def _out(self, text: str) -> None:
-        print(text, file=sys.stdout, flush=True)
-
-    def _elapsed(self) -> str:
-        s = int(time.monotonic() - self._start)
-        return f"[{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}]"
-
-    def _label(self, trial: Any) -> str:
-        return trial_label(*trial_params(trial.config, self.plan))
-
-    def _planned_epochs(self, trial: Any) -> int:
-        if trial.trial_id not in self._epochs:
-            cfg = self.plan.trial_config(*trial_params(trial.config, self.plan))
-            self._epochs[trial.trial_id] = cfg.train.epochs
-        return self._epochs[trial.trial_id]
-
-    def setup(self, **info: Any) -> None:
-        self._start = self._last = time.monotonic()
-        self._out(
-            f"{self._elapsed()} sweep {self.plan.spec.name}: {self.plan.num_trials} trials; "
-            f"a status table every {self.every_s:.0f} s"
-        )
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._dirty = True
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        r = trial.last_result or {}
-        metric = self.plan.spec.metric
-        value = f"{metric} {r[metric]:.4f}" if isinstance(r.get(metric), (int, float)) else "no metric"
-        test = r.get(f"test_{metric}")
-        if isinstance(test, (int, float)):  # scored once, at the last epoch; shown, never used to choose
-            value += f" (validation; test {test:.4f})"
-        epochs = r.get("epoch", 0)
-        state = "finished"
-        if r.get("failed"):
-            state = "failed (diverged)"
-        elif epochs < self._planned_epochs(trial):
-            state = "stopped early"
-        self._out(f"{self._elapsed()} {state}: {self._label(trial)}: {value} after {epochs} epochs")
-
-    @staticmethod
-    def _reason(trial: Any) -> str:
-        """The last line of the trial's error file, where Tune keeps the full traceback."""
-        error_file = getattr(trial, "error_file", None)
-        if error_file and Path(error_file).is_file():
-            lines = [ln for ln in Path(error_file).read_text().splitlines() if ln.strip()]
-            if lines:
-                return lines[-1].strip()[:300]
-        return "see the trial's error.txt"
-
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        r = trial.last_result or {}
-        since = f"its epoch-{int(r['epoch'])} checkpoint" if r.get("epoch") else "the start"
-        self._out(
-            f"{self._elapsed()} retrying: {self._label(trial)} from {since} after: {self._reason(trial)} "
-            f"(traceback in {trial.error_file})"
-        )
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._out(
-            f"{self._elapsed()} FAILED: {self._label(trial)}: {self._reason(trial)} ({trial.error_file})"
-        )
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if self._dirty and time.monotonic() - self._last >= self.every_s:
-            self._out(self.table(trials))
-            self._last, self._dirty = time.monotonic(), False
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._out(self.table(trials))
-
-    def table(self, trials: list) -> str:
-        metric = self.plan.spec.metric
-        counts: dict[str, int] = {}
-        rows = []
-        for t in trials:
-            counts[t.status] = counts.get(t.status, 0) + 1
-            r = t.last_result or {}
-            value = r.get(metric)
-            rows.append(
-                (
-                    self._label(t),
-                    t.status,
-                    f"{r.get('epoch', 0)}/{self._planned_epochs(t)}",
-                    f"{value:.4f}" if isinstance(value, (int, float)) else "-",
-                    f"{r['train_loss']:.4f}" if isinstance(r.get("train_loss"), (int, float)) else "-",
-                )
-            )
-        header = ("trial", "status", "epoch", metric, "train_loss")
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        lines = [f"{self._elapsed()} {summary}"]
-        lines += [
-            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in [header, *rows]
-        ]
-        return "\n".join(lines)

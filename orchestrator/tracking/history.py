@@ -33,8 +33,15 @@ def add_epoch(
 
 
 def encode(curves: Curves) -> str | None:
-    """The tag value: ``{"key": [[step, value], ...]}`` with NaN as null; None when it would not fit."""
-    body = {k: [[s, None if math.isnan(v) else round(v, 7)] for s, v in pts] for k, pts in curves.items()}
+    """The tag value: ``{"key": [[step, value], ...]}`` with NaN as null; None when it would not fit.
+
+    A run whose curves outgrew the tag gets the value ``""`` (its older, shorter value would be wrong), which
+    :func:`decode` reads as "no curves here".
+    """
+    # 7 significant digits (float32's precision, what a plot needs) keep ~200 epochs of 3 curves in a tag.
+    body = {
+        k: [[s, None if math.isnan(v) else float(f"{v:.7g}")] for s, v in pts] for k, pts in curves.items()
+    }
     text = json.dumps(body, separators=(",", ":"))
     return text if len(text) <= MAX_TAG_CHARS else None
 

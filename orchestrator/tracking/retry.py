@@ -140,7 +140,7 @@ class MetricOutbox:
     def __init__(self, client: Any, run_id: str, where: str, bound_s: float | None = None) -> None:
         self._client, self.run_id, self._where = client, run_id, where
         self.bound_s = outage_bound_s() if bound_s is None else bound_s
-        self._queue: deque[tuple[int, list[Any]]] = deque()
+        self._queue: deque[tuple[int, list[Any], list[Any]]] = deque()
         self._cv = threading.Condition()
         self._closed = False
         self.error: BaseException | None = None
@@ -149,10 +149,11 @@ class MetricOutbox:
         self._thread = threading.Thread(target=self._loop, name=f"mlflow-outbox-{run_id[:8]}", daemon=True)
         self._thread.start()
 
-    def put(self, epoch: int, metrics: list[Any]) -> None:
+    def put(self, epoch: int, metrics: list[Any], tags: list[Any] | None = None) -> None:
+        """Queues one epoch's metrics, and tags to set in the same ``log_batch`` call."""
         self.check()
         with self._cv:
-            self._queue.append((epoch, metrics))
+            self._queue.append((epoch, metrics, tags or []))
             self._cv.notify_all()
 
     def check(self) -> None:
@@ -161,8 +162,9 @@ class MetricOutbox:
             raise self.error
 
     def pending(self) -> list[tuple[int, list[Any]]]:
+        """``(epoch, metrics)`` of every batch not yet confirmed stored (tags are rebuilt from metrics)."""
         with self._cv:
-            return list(self._queue)
+            return [(epoch, metrics) for epoch, metrics, _ in self._queue]
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Waits until every queued batch is stored (or the outbox failed: then raises its error)."""
@@ -200,11 +202,11 @@ class MetricOutbox:
                     self._cv.wait()
                 if self._closed:
                     return
-                epoch, metrics = self._queue[0]
+                epoch, metrics, tags = self._queue[0]
             try:
                 # After a failure the write may have landed with only its answer lost: look before resending.
                 if not (retried and self._stored_epochs() >= epoch):
-                    self._client.log_batch(self.run_id, metrics=metrics)
+                    self._client.log_batch(self.run_id, metrics=metrics, tags=tags)
             except Exception as exc:  # noqa: BLE001 - anything but a transient failure stops the outbox
                 now = time.monotonic()
                 if not is_transient(exc):

@@ -8,26 +8,26 @@ never the process-global fluent state, because Ray workers are shared processes.
 the store is away or busy, for a bounded time (:mod:`orchestrator.tracking.retry`); a trial's epoch metrics
 are sent from a background outbox, so training goes on while a tracking server restarts.
 
-URI resolution and the printed hints import nothing heavy; mlflow is imported inside the functions that log.
+mlflow is imported inside the functions that log; URI resolution lives in :mod:`orchestrator.tracking.uri`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jepa_core import machine
+from orchestrator.tracking import history
 from orchestrator.tracking.retry import MetricOutbox, RetryingClient, TrackingUnavailable, retrying
+from orchestrator.tracking.uri import redact_uri, resolve_tracking_uri, ui_hint, unreachable
 
-__all__ = ["TrackingUnavailable"]  # re-exported: callers catch it from here
+# Re-exported: callers catch TrackingUnavailable and resolve URIs through this module.
+__all__ = ["TrackingUnavailable", "redact_uri", "resolve_tracking_uri", "ui_hint", "unreachable"]
 
 ROLE, SWEEP, SEED, TRIAL_ID = "jepa.role", "jepa.sweep", "jepa.seed", "jepa.trial_id"
 CONFIG_ID, FAILURE_REASON = "jepa.config_id", "jepa.failure_reason"
@@ -37,53 +37,6 @@ PARENT = "mlflow.parentRunId"
 # were logged before validation splits existed, when ``probe_acc`` was scored on the test split.
 METRICS_VERSION, CURRENT_METRICS_VERSION = "jepa.metrics_version", "2"
 _REPO = Path(__file__).resolve().parents[2]
-
-
-def resolve_tracking_uri(cli_uri: str | None, spec_uri: str | None, cwd: Path | None = None) -> str:
-    """``--tracking-uri`` > ``$MLFLOW_TRACKING_URI`` > the sweep file > ``sqlite:///<cwd>/mlflow.db``.
-
-    Local stores are made absolute: Ray runs trials in their own working directories, where a relative
-    ``sqlite:///mlflow.db`` would silently create a second, empty database.
-    """
-    cwd = (cwd or Path.cwd()).resolve()
-    uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or f"sqlite:///{cwd / 'mlflow.db'}"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        rel = uri[len("sqlite:///") :]
-        if rel != ":memory:":
-            uri = f"sqlite:///{(cwd / rel).resolve()}"
-    elif "://" not in uri:  # a plain folder: MLflow's file store
-        uri = (cwd / uri).resolve().as_uri()
-    return uri
-
-
-def unreachable(uri: str, timeout_s: float = 10.0) -> str | None:
-    """Why an ``http(s)://`` tracking server cannot be used, or None; MLflow would retry for minutes."""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
-            return None
-    except urllib.error.HTTPError as exc:
-        return f"the server answers /health with HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return f"no MLflow server answers there ({reason}); start one with mlflow server --host 127.0.0.1"
-
-
-def redact_uri(uri: str) -> str:
-    """Hides the password of ``scheme://user:password@host`` so it never reaches logs or artifacts."""
-    return re.sub(r"(://[^/:@\s]+):[^/@\s]+@", r"\1:***@", uri)
-
-
-def ui_hint(uri: str, experiment_id: str) -> tuple[str, str]:
-    """The command that serves this store in the MLflow UI, and the URL of the experiment's runs table."""
-    if uri.startswith(("http://", "https://")):
-        base = redact_uri(uri).rstrip("/")
-        url = f"{base}/#/experiments/{experiment_id}/runs"
-        return f"open {base} (the tracking server is already running)", url
-    cmd = f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
-    # MLflow 3 opens an experiment on its GenAI overview by default; the runs table is what a sweep needs.
-    return cmd, f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
 
 
 def git_sha() -> str:
@@ -193,6 +146,7 @@ class TrialRun:
     final: dict[str, float] | None = None
     _monitor: Any = None
     _outbox: MetricOutbox | None = None
+    curves: history.Curves = field(default_factory=dict)  # the report's curves, sent as the history tag
 
     @classmethod
     def open(
@@ -218,8 +172,8 @@ class TrialRun:
         found = c.get_run(run_id) if run_id is not None else _trial_run(c, experiment_id, trial_id)
         if found is not None:
             run_id = found.info.run_id
-            history = c.get_metric_history(run_id, "train_loss")
-            logged = max((int(m.step) for m in history), default=0)
+            marker = c.get_metric_history(run_id, "train_loss")
+            logged = max((int(m.step) for m in marker), default=0)
             if found.info.status == "FINISHED":
                 final = {k: float(v) for k, v in found.data.metrics.items() if not k.startswith("system/")}
                 return cls(uri, run_id, logged, True, final={**final, "epoch": float(logged)})
@@ -227,6 +181,7 @@ class TrialRun:
             if FAILURE_REASON in found.data.tags:  # the previous attempt's; this one may succeed
                 c.delete_tag(run_id, FAILURE_REASON)
             run = cls(uri, run_id, logged, True)
+            run._restore_curves(c)
         else:
 
             def find_or_create() -> Any:
@@ -243,6 +198,12 @@ class TrialRun:
             run._start_system_metrics()
         run._outbox = MetricOutbox(raw, run.run_id, redact_uri(uri))
         return run
+
+    def _restore_curves(self, c: Any) -> None:
+        """The curves of the epochs the store holds, read back metric by metric (a reopened run only)."""
+        for key in history.HISTORY_KEYS:
+            for m in sorted(c.get_metric_history(self.run_id, key), key=lambda m: m.step):
+                history.add_epoch(self.curves, int(m.step), {key: m.value}, (key,))
 
     def _log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -284,7 +245,11 @@ class TrialRun:
     def _queue(self, epoch: int, batch: list[Any]) -> None:
         if self._outbox is None:  # a run returned closed (``final``) logs nothing more
             raise RuntimeError(f"run {self.run_id} is closed")
-        self._outbox.put(epoch, batch)
+        from mlflow.entities import RunTag
+
+        history.add_epoch(self.curves, epoch, {m.key: m.value for m in batch})
+        text = history.encode(self.curves)  # None once the curves outgrow a tag
+        self._outbox.put(epoch, batch, [RunTag(history.HISTORY_TAG, text or "")])  # "": read the metrics
         self.logged_epochs = max(self.logged_epochs, epoch)
 
     def pending(self) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ def answer(runs: pd.DataFrame, parent_id: str) -> dict[str, Any] | None:
     The same leaderboard and comparison as the report (:mod:`orchestrator.report.frames`), so the parent run
     and the report cannot disagree. None when no trial ran to its last epoch with the metric.
     """
-    from orchestrator.report import frames as rd
+    from orchestrator import report as rd
 
     info = rd.sweep_info(runs, parent_id)
     trials = rd.trials_frame(runs, info)
@@ -154,7 +154,7 @@ def note_text(description: str | None, found: dict[str, Any] | None, report_dir:
     if found is None:
         parts.append("No trial ran to its last epoch with the sweep's metric: no answer.")
     else:
-        from orchestrator.report import frames as rd
+        from orchestrator import report as rd
 
         info, m = found["info"], found["metrics"]
         spec = rd.metric_spec(info.metric)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jepa_core import train as jtrain
+from jepa_core import trainer as jtrainer
 from jepa_core.config import build_config
 from jepa_core.host_sync import SyncCounter
 from jepa_core.models import Packing
+from jepa_core.step import train_step
+from jepa_core.train import train
 from tests.jepa_core.conftest import TINY
 
 
@@ -28,7 +30,7 @@ def test_sync_counter__counts_a_deliberate_item_and_nonzero_and_nothing_else() -
 @pytest.mark.parametrize("one_pass", [False, True])
 def test_train_step__device_part_has_no_host_sync(tmp_path, one_pass: bool) -> None:
     cfg = build_config(overrides=[TINY, {"predictor.one_pass": one_pass, "optim.grad_clip": 1.0}])
-    trainer = jtrain.Trainer(cfg, tmp_path)
+    trainer = jtrainer.Trainer(cfg, tmp_path)
     gen = torch.Generator().manual_seed(0)
     images = next(iter(trainer.data.batches(1, gen, 1, 0)))
     host = trainer.sampler(images.shape[0], gen)
@@ -37,17 +39,17 @@ def test_train_step__device_part_has_no_host_sync(tmp_path, one_pass: bool) -> N
     kwargs = dict(lr=1e-3, wd=0.04, momentum=0.996, loss_kind="l2", amp=None, grad_clip=1.0)
     for _ in range(2):  # the first AdamW step creates its state; the second is the steady one
         with SyncCounter() as counter:
-            jtrain.train_step(trainer.model, trainer.optimizer, images, host, packing=packing, **kwargs)
+            train_step(trainer.model, trainer.optimizer, images, host, packing=packing, **kwargs)
         assert counter.counts == {}
     # The control: without the host-built packing the step runs nonzero itself, and the counter sees it.
     with SyncCounter() as counter:
-        jtrain.train_step(trainer.model, trainer.optimizer, images, host, **kwargs)
+        train_step(trainer.model, trainer.optimizer, images, host, **kwargs)
     assert counter.counts == {"nonzero": 1}
 
 
 def test_trainer__every_step_of_an_epoch_runs_without_host_sync(tmp_path, monkeypatch) -> None:
     counts: list[dict[str, int]] = []
-    original = jtrain.train_step
+    original = jtrainer.train_step
 
     def counted(*args, **kwargs):
         with SyncCounter() as counter:
@@ -55,7 +57,7 @@ def test_trainer__every_step_of_an_epoch_runs_without_host_sync(tmp_path, monkey
         counts.append(dict(counter.counts))
         return loss
 
-    monkeypatch.setattr(jtrain, "train_step", counted)
+    monkeypatch.setattr(jtrainer, "train_step", counted)  # where the Trainer looks it up
     cfg = build_config(overrides=[TINY, {"train.epochs": 1, "eval.every": 0}])
-    jtrain.train(cfg, tmp_path)
+    train(cfg, tmp_path)
     assert counts == [{}] * cfg.train.steps_per_epoch

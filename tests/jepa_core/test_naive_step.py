@@ -5,7 +5,7 @@ import torch
 
 from jepa_core.config import build_config
 from jepa_core.masks import BlockMaskSampler, MaskBatch
-from jepa_core.models import IJepa
+from jepa_core.models import IJepa, build_ijepa
 from jepa_core.naive_step import (
     encode_context,
     naive_loss,
@@ -13,7 +13,8 @@ from jepa_core.naive_step import (
     per_image_indices,
     predict_per_block,
 )
-from jepa_core.train import param_groups, train_step
+from jepa_core.optim import param_groups
+from jepa_core.step import train_step
 
 TINY = {
     "data.name": "imagefolder",
@@ -32,7 +33,7 @@ TINY = {
 
 def _model(seed: int = 0) -> IJepa:
     torch.manual_seed(seed)
-    model = IJepa(build_config(overrides=[TINY]), in_chans=3)
+    model = build_ijepa(build_config(overrides=[TINY]), in_chans=3)
     with torch.no_grad():
         # A target that differs from the context encoder, so mixing the two up cannot go unnoticed.
         for p in model.target.parameters():
@@ -133,7 +134,7 @@ def test_naive_train_step__matches_train_step():
 
 
 def test_naive_loss__rejects_stochastic_depth():
-    model = IJepa(build_config(overrides=[TINY, {"model.drop_path": 0.1}]), in_chans=3)
+    model = build_ijepa(build_config(overrides=[TINY, {"model.drop_path": 0.1}]), in_chans=3)
     images, masks = _batch(ragged=True)
     with pytest.raises(ValueError, match="plain pre-norm"):
         naive_loss(model, images, masks)

@@ -13,7 +13,8 @@ import torch
 from jepa_core.config import build_config
 from jepa_core.data import DataError, load_tensor_dataset
 from jepa_core.evaluate import raw_pixel_probe
-from jepa_core.train import EvalData, train
+from jepa_core.feeds import EvalData
+from jepa_core.train import train
 
 # Dotted overrides (JSON) for a dry run of the protocol on other data or sizes, e.g. '{"data.name": "digits",
 # "data.image_size": 16, "model.patch_size": 4, "train.epochs": 1}'. The margins below only mean something for

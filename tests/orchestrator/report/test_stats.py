@@ -195,3 +195,8 @@ def test_seeds_for_power__none_without_a_difference() -> None:
 def test_t_half_width__nan_below_two() -> None:
     half = rs.t_half_width([1.0, 1.0, 1.0], [1, 2, 3])
     assert np.isnan(half[0]) and half[1] == pytest.approx(stats.t.ppf(0.975, 1) / math.sqrt(2))
+
+
+def test_t_interval__single_value_has_no_interval() -> None:
+    assert rs.t_interval([0.5]) == (0.5, pytest.approx(float("nan"), nan_ok=True), 1)
+    assert rs.t_interval([np.nan, 0.5, 0.7])[2] == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from orchestrator.tracking import history
 from tests.orchestrator.conftest import MlflowRest, params, run_sweep, tags
 
 TINY_SWEEP = """\
@@ -126,6 +127,12 @@ def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
         assert cparams["data.name"] == "digits" and cparams["train.epochs"] == "2" and len(cparams) > 40
         assert [s for s, _ in rest.history(child["info"]["run_id"], "train_loss")] == [1, 2]
         assert [s for s, _ in rest.history(child["info"]["run_id"], "probe_acc")] == [2]
+        # The report's curves, sent with each epoch's metrics: the same points as the metric histories.
+        curves = history.decode(ctags[history.HISTORY_TAG])
+        logged = rest.history(child["info"]["run_id"], "train_loss")
+        assert curves is not None and [s for s, _ in curves["train_loss"]] == [s for s, _ in logged]
+        assert [v for _, v in curves["train_loss"]] == pytest.approx([v for _, v in logged], rel=1e-6)
+        assert [s for s, _ in curves["probe_acc"]] == [2]
         assert "config.yaml" in rest.artifacts(child["info"]["run_id"])
     answer_on_parent(db, parent_id, children)
     trials_in_browser(closing["trials"].replace("http://127.0.0.1:5000", rest.url), children, tmp_path)
@@ -323,6 +330,8 @@ def test_sweep__interrupted_sweep_finishes_with_resume(
     for run in trials:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
         assert sorted(steps) == list(range(1, epochs + 1)), steps  # no epoch lost or logged twice
+        curves = history.decode(run.data.tags.get(history.HISTORY_TAG))  # restored across the resume
+        assert curves is not None and [s for s, _ in curves["train_loss"]] == list(range(1, epochs + 1))
         if run.info.run_id in finished_before:
             assert run.info.end_time == finished_before[run.info.run_id]  # finished trials were not rerun
 

@@ -93,7 +93,7 @@ class Store:
         if self.down:
             raise MlflowException(REFUSED)
 
-    def log_batch(self, run_id: str, metrics: list[Any]) -> None:
+    def log_batch(self, run_id: str, metrics: list[Any], tags: list[Any] | None = None) -> None:
         self._check()
         with self.lock:
             self.batches.append(metrics[0].step)
@@ -164,6 +164,7 @@ def test_outbox__past_the_bound_the_training_thread_hears_it() -> None:
 
 def test_trial_run__a_checkpoints_pending_epochs_are_requeued_once(tmp_path) -> None:
     """What a retried trial does with the epochs its killed attempt had queued but maybe not sent."""
+    from orchestrator.tracking import history as history_tag
     from orchestrator.tracking import runs as tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -187,3 +188,8 @@ def test_trial_run__a_checkpoints_pending_epochs_are_requeued_once(tmp_path) -> 
     history = tracking.client(uri).get_metric_history(run.run_id, "train_loss")
     assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 0.5), (3, 1.0 / 3), (4, 0.2)]
     assert sorted(m.timestamp for m in history if m.step in (2, 3)) == [2000, 3000]  # when the epochs ended
+    # The report's curves travel as one tag, rebuilt on the retry from the store and the requeued epochs.
+    tag = tracking.client(uri).get_run(run.run_id).data.tags[history_tag.HISTORY_TAG]
+    assert history_tag.decode(tag) == {
+        "train_loss": [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3)), (4, 0.2)]
+    }

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jepa_core.config import build_config
-from orchestrator.report import compose as report
+from orchestrator.report import fetch as report
 from orchestrator.sweep import trainable
 from orchestrator.tracking import runs as tracking
 from orchestrator.tracking import ui as mlflow_ui
