@@ -24,7 +24,7 @@ import sys
 import torch
 
 from jepa_core.bench.cpu_suite import cpu_suite_summary, run_cpu_suite
-from jepa_core.bench.cuda_suite import VITS16_224_OVER_REFERENCE_112, run_cuda_suite
+from jepa_core.bench.cuda_suite import run_cuda_suite
 from jepa_core.bench.official_code import OfficialCodeError
 from jepa_core.bench.official_suite import official_suite_summary, run_official_suite
 from jepa_core.bench.step import run_bench
@@ -35,7 +35,7 @@ from jepa_core.train import resolve_device
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jepa_core.bench", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--preset", help="named preset (default fmnist_cpu; with --suite reference_112, ViT-S/16 on CUDA)"
+        "--preset", help="named preset (default fmnist_cpu; with --suite reference_112, vits16_224 on CUDA)"
     )
     parser.add_argument("--config", action="append", default=[], metavar="FILE")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = build_config(preset, args.config, [overrides])
         device = resolve_device(cfg.train.device)
         if args.suite and device.type == "cuda" and args.preset is None:
-            cfg = build_config(preset, args.config, [VITS16_224_OVER_REFERENCE_112, overrides])
+            cfg = build_config("vits16_224", args.config, [overrides])
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,23 +15,6 @@ from jepa_core.config import Config, build_config
 from jepa_core.data import DataError
 from jepa_core.train import EpochReport, train
 
-# A preset outside PRESETS (jepa_core.config), kept here until it moves there: the GPU MFU model, ViT-S/16 at
-# 224 px (encoder 384/12/6, a predictor half as wide, bf16, compiled), as overrides layered on the
-# reference_112 preset. ``python -m jepa_core.bench --suite`` on CUDA without --preset applies them after the
-# --config files and before --set.
-VITS16_224_OVER_REFERENCE_112: dict[str, Any] = {
-    "data.name": "imagefolder",
-    "data.image_size": 224,
-    "model.patch_size": 16,
-    "model.embed_dim": 384,
-    "model.depth": 12,
-    "model.num_heads": 6,
-    "predictor.depth": 6,
-    "predictor.embed_dim": 192,
-    "predictor.num_heads": 6,
-    "train.batch_size": 256,
-    "train.compile": True,
-}
 GOALS = {"mfu": 0.4, "time_to_target_s": 120.0}
 
 

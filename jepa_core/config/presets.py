@@ -91,6 +91,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "mask.ratio": 0.45,
         "train.batch_size": 64,
     },
+    # The CUDA suite's MFU model (python -m jepa_core.bench --suite on CUDA without --preset): ViT-S/16 at
+    # 224 px, encoder 384/12/6 and a predictor half as wide, reference_112's masks, bf16, compiled.
+    "vits16_224": {
+        "data.name": "imagefolder",
+        "data.image_size": 224,
+        "data.on_device": False,
+        "model.patch_size": 16,
+        "model.embed_dim": 384,
+        "model.depth": 12,
+        "model.num_heads": 6,
+        "predictor.depth": 6,
+        "predictor.embed_dim": 192,
+        "predictor.num_heads": 6,
+        "mask.num_targets": 4,
+        "mask.ratio": 0.45,
+        "train.batch_size": 256,
+        "train.compile": True,
+    },
     # The paper's ImageNet-1k settings (Assran et al., 2023, appendix): 4 targets of scale 0.15-0.2 whose
     # union covers about 45% of the 14x14 (or 16x16) grid, context block 0.85-1.0, AdamW with lr 1e-3 after a
     # 40-epoch warmup from 1e-4, cosine to 1e-6, weight decay 0.04 -> 0.4, EMA 0.996 -> 1.0, batch 2048.
