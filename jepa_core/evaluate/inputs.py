@@ -23,3 +23,18 @@ def infer_num_classes(num_classes: int | None, *labels: torch.Tensor) -> int:
     if seen > num_classes:
         raise ValueError(f"label {seen - 1} out of range for num_classes={num_classes}")
     return num_classes
+
+
+def check_train_test(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    num_classes: int | None,
+) -> int:
+    """Validates both splits and their common feature width; returns the class count."""
+    check_split(train_x, train_y, "train")
+    check_split(test_x, test_y, "test")
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"feature dims differ: train {train_x.shape[1]} vs test {test_x.shape[1]}")
+    return infer_num_classes(num_classes, train_y, test_y)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from jepa_core.evaluate.inputs import check_split, infer_num_classes
+from jepa_core.evaluate.inputs import check_train_test
 
 
 def knn_accuracy(
@@ -42,13 +42,9 @@ def knn_accuracy(
     Returns:
         Test accuracy in ``[0, 1]``.
     """
-    check_split(train_x, train_y, "train")
-    check_split(test_x, test_y, "test")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"feature dims differ: train {train_x.shape[1]} vs test {test_x.shape[1]}")
+    n_cls = check_train_test(train_x, train_y, test_x, test_y, num_classes)
     if k <= 0 or chunk <= 0 or temperature <= 0:
         raise ValueError(f"k, chunk and temperature must be positive, got {k}, {chunk}, {temperature}")
-    n_cls = infer_num_classes(num_classes, train_y, test_y)
     device = train_x.device
     k_eff = min(k, train_x.shape[0])
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from jepa_core.evaluate.features import Transform, extract_features
-from jepa_core.evaluate.inputs import check_split, infer_num_classes
+from jepa_core.evaluate.inputs import check_split, check_train_test
 
 # Standard deviations below this are treated as "constant feature" when standardizing: dividing by them
 # would blow up any test-time deviation for a direction the probe never saw vary.
@@ -121,11 +121,7 @@ def linear_probe(
     Returns:
         Test accuracy in ``[0, 1]``.
     """
-    check_split(train_x, train_y, "train")
-    check_split(test_x, test_y, "test")
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"feature dims differ: train {train_x.shape[1]} vs test {test_x.shape[1]}")
-    n_cls = infer_num_classes(num_classes, train_y, test_y)
+    n_cls = check_train_test(train_x, train_y, test_x, test_y, num_classes)
     probe = LinearProbe.fit(train_x, train_y, num_classes=n_cls, weight_decay=weight_decay, max_iter=max_iter)
     return probe.accuracy(test_x, test_y)
 
