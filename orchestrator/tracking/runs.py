@@ -181,7 +181,7 @@ class TrialRun:
             if FAILURE_REASON in found.data.tags:  # the previous attempt's; this one may succeed
                 c.delete_tag(run_id, FAILURE_REASON)
             run = cls(uri, run_id, logged, True)
-            run._restore_curves(c)
+            run._restore_curves(c, {"train_loss": marker})
         else:
 
             def find_or_create() -> Any:
@@ -199,10 +199,12 @@ class TrialRun:
         run._outbox = MetricOutbox(raw, run.run_id, redact_uri(uri))
         return run
 
-    def _restore_curves(self, c: Any) -> None:
-        """The curves of the epochs the store holds, read back metric by metric (a reopened run only)."""
+    def _restore_curves(self, c: Any, fetched: dict[str, list[Any]]) -> None:
+        """The curves of the epochs the store holds, read back metric by metric (a reopened run only);
+        ``fetched`` holds the histories already read."""
         for key in history.HISTORY_KEYS:
-            for m in sorted(c.get_metric_history(self.run_id, key), key=lambda m: m.step):
+            points = fetched[key] if key in fetched else c.get_metric_history(self.run_id, key)
+            for m in sorted(points, key=lambda m: m.step):
                 history.add_epoch(self.curves, int(m.step), {key: m.value}, (key,))
 
     def _log_params(self, params: dict[str, Any]) -> None:
