@@ -10,8 +10,32 @@ from collections.abc import Callable
 
 import torch
 
-from jepa_core.masks import MaskBatch
+from jepa_core.masks import BlockMaskSampler, MaskBatch
 from jepa_core.models import IJepa, Packing
+
+
+def fixed_context_length(sampler: BlockMaskSampler, device: torch.device) -> int | None:
+    """The context length every batch is padded to on ``device``, or None to pack the valid tokens.
+
+    On the CPU the token-wise layers run on the packed valid tokens (less work; shapes change from batch to
+    batch, which costs nothing there). On other devices (CUDA) contexts are padded to the longest one the
+    sampler can draw, :attr:`BlockMaskSampler.max_context`, and run in the padded layout: every step then has
+    the same shapes, so ``torch.compile`` and CUDA graphs never recompile, at the price of computing the
+    padded rows.
+    """
+    return None if device.type == "cpu" else sampler.max_context
+
+
+def device_masks(
+    host: MaskBatch, device: torch.device, fixed_length: int | None
+) -> tuple[MaskBatch, Packing]:
+    """The host masks on ``device`` with their :class:`Packing`, both built on the host before they move, so
+    the device part of the step never waits for the host: packed with ``fixed_length`` None, else padded to
+    ``fixed_length`` (:func:`fixed_context_length`)."""
+    if fixed_length is None:
+        return host.to(device), Packing.of(host.context_valid).to(device)
+    padded = host.padded_to(fixed_length)
+    return padded.to(device), Packing.padded(padded.context_valid).to(device)
 
 
 def train_step(
@@ -31,7 +55,7 @@ def train_step(
 ) -> torch.Tensor:
     """One optimisation step: I-JEPA loss, AdamW update of encoder and predictor, EMA of the target.
 
-    With ``packing`` built on the host (``Packing.of(host_masks.context_valid).to(device)``) and the optimizer
+    With ``masks`` and ``packing`` from :func:`device_masks` (built on the host) and the optimizer
     from :func:`jepa_core.optim.make_optimizer`, the step reads nothing back from the device: no host
     synchronisation (``tests/jepa_core/test_host_sync.py`` counts them).
 

@@ -21,7 +21,7 @@ from jepa_core.host_sync import SyncCounter
 from jepa_core.masks import MaskBatch, mask_sampler, mask_stats
 from jepa_core.models import Packing, build_ijepa
 from jepa_core.optim import make_optimizer
-from jepa_core.train import train_step
+from jepa_core.step import device_masks, fixed_context_length, train_step
 
 # Channels of the synthetic images per dataset name; every other dataset has 3.
 CHANNELS = {"fashion_mnist": 1, "digits": 1}
@@ -49,16 +49,17 @@ class StepBench:
         self.model = build_ijepa(cfg, chans).to(device)
         self.optimizer = make_optimizer(self.model, cfg)  # the trainer's: fused, configured betas
         self.sampler = mask_sampler(cfg.mask, self.model.encoder.grid)
+        self.fixed_context = fixed_context_length(self.sampler, device)  # as the trainer pads
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.mask_stats: list[dict[str, float]] = []
 
     def batch(self) -> tuple[torch.Tensor, MaskBatch, Packing]:
         """The next augmented batch, its masks and their context packing (built on the host, then moved to
-        the device, as the trainer does)."""
+        the device, as the trainer does: :func:`jepa_core.step.device_masks`)."""
         x = self.aug(self.images, self.generator)
         masks = self.sampler(x.shape[0], self.generator)
         self.mask_stats.append(mask_stats(masks, self.model.encoder.num_patches))
-        return x, masks.to(self.device), Packing.of(masks.context_valid).to(self.device)
+        return x, *device_masks(masks, self.device, self.fixed_context)
 
     def step(self) -> torch.Tensor:
         """One whole step: :meth:`batch`, then :meth:`device_step` on it."""

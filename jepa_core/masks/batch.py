@@ -34,6 +34,25 @@ class MaskBatch:
             target_idx=self.target_idx.to(device),
         )
 
+    def padded_to(self, length: int) -> MaskBatch:
+        """This batch with its contexts right-padded to ``length`` entries (index 0, not valid).
+
+        The device path of the trainer pads every batch to one length per configuration
+        (:attr:`jepa_core.masks.BlockMaskSampler.max_context`), so that shapes never change from step to step.
+
+        Raises:
+            ValueError: A context of this batch is longer than ``length``.
+        """
+        width = self.context_idx.shape[1]
+        if width > length:
+            raise ValueError(f"a context of {width} entries does not fit in a length of {length}")
+        pad = (0, length - width)
+        return MaskBatch(
+            context_idx=torch.nn.functional.pad(self.context_idx, pad, value=0),
+            context_valid=torch.nn.functional.pad(self.context_valid, pad, value=False),
+            target_idx=self.target_idx,
+        )
+
     @property
     def context_counts(self) -> torch.Tensor:
         """``LongTensor [B]``: number of real context patches per sample."""

@@ -125,6 +125,21 @@ class BlockMaskSampler:
         u0, u1 = union[i - 1].item(), union[i].item()
         return s0 + (self.ratio - u0) / (u1 - u0) * (s1 - s0)
 
+    @property
+    def max_context(self) -> int:
+        """The most context patches a sample can get: the grid less the smallest block this sampler draws.
+
+        A context never includes a target patch, and every sample has at least one whole block, so no
+        context (repairs included) exceeds ``N`` minus the smallest block area over the jittered scales and
+        aspects. The device path pads every batch to this length (:meth:`MaskBatch.padded_to`).
+        """
+        scales = self.block_scale * torch.linspace(1.0 - self.scale_jitter, 1.0 + self.scale_jitter, 65)
+        lo, hi = (math.log(a) for a in self.target_aspect)
+        aspects = torch.exp(torch.linspace(lo, hi, 65, dtype=torch.float64))
+        s, a = torch.meshgrid(scales.double(), aspects, indexing="ij")
+        bh, bw = block_dims(s.reshape(-1), a.reshape(-1), self.grid_h, self.grid_w, self.max_block_area)
+        return self.num_patches - int((bh * bw).min())
+
     def __repr__(self) -> str:
         return (
             f"BlockMaskSampler(grid={self.grid_h}x{self.grid_w}, ratio={self.ratio}, "

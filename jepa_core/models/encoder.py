@@ -96,7 +96,7 @@ class JepaEncoder(nn.Module):
             for blk in self.vit.blocks:
                 x = blk(x)
             return self.vit.norm(x)
-        if not all(packable(blk) for blk in self.vit.blocks):
+        if not packing.packed or not all(packable(blk) for blk in self.vit.blocks):
             for blk in self.vit.blocks:
                 x = blk(x, attn_mask=packing.key_ok)
             return self.vit.norm(x).masked_fill(~packing.key_ok[:, 0, 0, :, None], 0.0)

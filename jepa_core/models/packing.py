@@ -25,13 +25,14 @@ class Packing(NamedTuple):
     """Where the valid tokens of a right-padded ``(B, L)`` batch sit.
 
     Attributes:
-        index: ``(N,)`` flat positions in ``B * L`` of the valid tokens, in order.
+        index: ``(N,)`` flat positions in ``B * L`` of the valid tokens, in order; None for the padded
+            layout (:meth:`padded`), in which every layer runs on all ``B * L`` tokens.
         batch: B.
         length: L.
         key_ok: ``(B, 1, 1, L)`` bool attention mask (False on padded keys); None when nothing is padded.
     """
 
-    index: torch.Tensor
+    index: torch.Tensor | None
     batch: int
     length: int
     key_ok: torch.Tensor | None
@@ -44,11 +45,27 @@ class Packing(NamedTuple):
         padded = index.shape[0] < b * length
         return cls(index, b, length, valid[:, None, None, :] if padded else None)
 
+    @classmethod
+    def padded(cls, valid: torch.Tensor) -> Packing:
+        """The padded layout of a ``(B, L)`` validity mask: nothing packed, padded keys masked out.
+
+        Every shape then depends on ``B`` and ``L`` only, never on how many tokens are valid, which is what
+        ``torch.compile`` and CUDA graphs need (see :func:`jepa_core.step.device_masks`).
+        """
+        b, length = valid.shape
+        return cls(None, b, length, valid[:, None, None, :])
+
+    @property
+    def packed(self) -> bool:
+        """Whether the token-wise layers run on the valid tokens only (False: the padded layout)."""
+        return self.index is not None and self.key_ok is not None
+
     def to(self, device: torch.device | str) -> Packing:
         """This packing with its tensors on ``device``: built on the host from host masks, then moved, so the
         device never runs the data-dependent ``nonzero`` (a host synchronisation on CUDA)."""
         key_ok = None if self.key_ok is None else self.key_ok.to(device, non_blocking=True)
-        return Packing(self.index.to(device, non_blocking=True), self.batch, self.length, key_ok)
+        index = None if self.index is None else self.index.to(device, non_blocking=True)
+        return Packing(index, self.batch, self.length, key_ok)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, L, ...)`` -> ``(N, ...)`` valid tokens."""

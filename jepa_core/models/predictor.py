@@ -100,7 +100,7 @@ class JepaPredictor(nn.Module):
             x = self.embed(context) + self.pos_embed[context_idx]  # (B, Lc, Dp)
             return self._one_pass(x, context_valid, target_idx)
         packing = Packing.of(context_valid) if packing is None else packing
-        if packing.key_ok is not None and all(packable(blk) for blk in self.blocks):
+        if packing.packed and all(packable(blk) for blk in self.blocks):
             return self._per_block_packed(context, context_idx, target_idx, packing)
         return self._per_block_padded(context, context_idx, target_idx, packing.key_ok)
 
