@@ -33,11 +33,11 @@ from jepa_core.devices import autocast_dtype, resolve_device
 from jepa_core.evaluate import collapse_warning
 from jepa_core.feeds import EvalData, TrainData
 from jepa_core.masks import mask_sampler
-from jepa_core.models import Packing, build_ijepa
+from jepa_core.models import build_ijepa
 from jepa_core.optim import make_optimizer
 from jepa_core.progress import epoch_line
 from jepa_core.resume import check_resumable
-from jepa_core.step import train_step
+from jepa_core.step import device_masks, fixed_context_length, train_step
 
 
 @dataclass
@@ -47,6 +47,9 @@ class EpochReport:
     epoch: int  # 1-based; 0 for the random-init evaluation of a ``train.epochs=0`` run
     metrics: dict[str, float]
     checkpoint_path: Path
+    # Wall-clock time (``time.time()``) at which this process finished its first training step; None before
+    # any step (a ``train.epochs=0`` run). The sweep measures its start-up to the first trial's.
+    first_step_at: float | None = None
 
 
 class DivergenceError(RuntimeError):
@@ -87,10 +90,12 @@ class Trainer:
             self.model.compile_for_training()
         self.optimizer = make_optimizer(self.model, cfg)
         self.sampler = mask_sampler(cfg.mask, self.model.encoder.grid)
+        self.fixed_context = fixed_context_length(self.sampler, self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(cfg.train.steps_per_epoch)
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.history: list[dict[str, float]] = []
+        self.first_step_at: float | None = None
 
     # ---- checkpoints -------------------------------------------------------------------------------
     @property
@@ -178,8 +183,7 @@ class Trainer:
             # part of the step then never waits for the host.
             host = self.sampler(images.shape[0], self.generator)
             ctx_sum += float(host.context_valid.sum()) / images.shape[0]
-            packing = Packing.of(host.context_valid).to(self.device)
-            masks = host.to(self.device)
+            masks, packing = device_masks(host, self.device, self.fixed_context)
             s = self.step
             loss = train_step(
                 self.model,
@@ -200,6 +204,8 @@ class Trainer:
             tgt_sum += masks.target_idx.shape[1] * masks.target_idx.shape[2]
             self.step += 1
             n_steps += 1
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
             if n_steps % sync_every == 0 or n_steps == self.steps_per_epoch:
                 value = float(loss)
                 if not math.isfinite(value):
@@ -286,7 +292,7 @@ class Trainer:
             self.save()
         if on_epoch is None:
             return None
-        return on_epoch(EpochReport(self.epoch, dict(metrics), self.checkpoint_path))
+        return on_epoch(EpochReport(self.epoch, dict(metrics), self.checkpoint_path, self.first_step_at))
 
     def _rewrite_metrics_file(self) -> None:
         # On resume the file holds exactly the checkpoint's history: epochs after it are replayed.
