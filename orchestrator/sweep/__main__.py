@@ -1,5 +1,5 @@
 """`python -m orchestrator.sweep`."""
 
-from orchestrator.sweep.cli import main
+from orchestrator.sweep.cli import console_main
 
-raise SystemExit(main())
+console_main()

@@ -12,6 +12,7 @@ This module checks every input before Ray or MLflow is imported; :mod:`orchestra
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -153,17 +154,38 @@ def main(argv: list[str] | None = None) -> int:
         storage = Path(args.storage_path).resolve()
         interrupted = _interrupted_run(args, plan, storage)
         # Found here, before Ray starts: an unwritable or full folder, an old store. A new sqlite store is
-        # created here, once, under a lock: trial workers only ever open an existing one.
+        # created once, under a lock (trial workers only ever open an existing one), on a thread while Ray
+        # starts: run_sweep waits for it before the first record.
         uri = resolve_tracking_uri(args.tracking_uri, plan.spec.tracking_uri)
         _check_services(uri, args.address or os.environ.get("RAY_ADDRESS"))
-        prepare_outputs(uri, _output_folders(args, storage), tracking_label=_tracking_origin(args, plan.spec))
+        creation = prepare_outputs(
+            uri,
+            _output_folders(args, storage),
+            tracking_label=_tracking_origin(args, plan.spec),
+            background_creation=True,
+        )
     except (SpecError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from orchestrator.sweep.run import run_sweep
+    from orchestrator.sweep.run import process_started_at, run_sweep
 
-    return run_sweep(plan, args, storage, interrupted)
+    args.started_at = process_started_at()
+    return run_sweep(plan, args, storage, interrupted, store_creation=creation)
+
+
+def console_main() -> None:
+    """``python -m orchestrator.sweep`` and ``jepa-sweep``: :func:`main`, then the process ends at once.
+
+    By the time :func:`main` returns every run is closed, Ray is shut down and the report is written; the
+    interpreter's own teardown of torch, Ray and matplotlib, which writes nothing, then took 2-4 s more on a
+    2-core machine. So the streams are flushed and the process exits without it.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -26,11 +26,36 @@ from orchestrator.sweep.estimate import fmt_duration, sweep_estimate, trial_tabl
 from orchestrator.sweep.plan import SweepPlan, config_id, trial_label
 from orchestrator.sweep.spec import Resources
 from orchestrator.sweep.state import read_state, write_state
-from orchestrator.sweep.trainable import TrialContext
+from orchestrator.sweep.trainable import FIRST_STEP_KEY, REPORTED_KEY, TrialContext
 from orchestrator.sweep.tuner import ProgressPrinter, build_tuner, trial_params
 from orchestrator.tracking import retry as tracking_retry
 from orchestrator.tracking import runs as tracking
 from orchestrator.tracking import ui as mlflow_ui
+from orchestrator.tracking.store import StoreCreation, StoreError
+
+
+def process_started_at() -> float:
+    """When this process started (``time.time()`` scale): the command's start, interpreter start-up too."""
+    import psutil
+
+    return psutil.Process().create_time()
+
+
+def overhead_line(results: Any, started_at: float, now: float) -> str | None:
+    """``start-up X s (...), wind-down Y s (...)``: the sweep's cost outside its trials, or None when no trial
+    stepped (all resumed as finished, or failed before training).
+
+    Start-up runs from the command's start to the end of the first training step of any trial; wind-down from
+    the last result any trial reported (its last epoch) to ``now``, the closing lines.
+    """
+    firsts = [r.metrics[FIRST_STEP_KEY] for r in results if r.metrics and FIRST_STEP_KEY in r.metrics]
+    lasts = [r.metrics[REPORTED_KEY] for r in results if r.metrics and REPORTED_KEY in r.metrics]
+    if not firsts or not lasts:
+        return None
+    return (
+        f"overhead: start-up {min(firsts) - started_at:.1f} s (command to the first trial's first step), "
+        f"wind-down {now - max(lasts):.1f} s (the last trial's last epoch to this line)"
+    )
 
 
 def _trial_resources(plan: SweepPlan, cpus: float, gpus: float, joined: bool) -> Resources:
@@ -186,7 +211,15 @@ def _start_ray(address: str | None) -> bool:
     # A failed attempt gets one line from ProgressPrinter; its traceback stays in the trial's error.txt.
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     tracking.bound_http_retries()  # before Ray starts: its workers inherit the setting
-    local = {} if address else {"include_dashboard": False}
+    local = (
+        {}
+        if address
+        else {
+            "include_dashboard": False,
+            # Trial workers import torch, timm and MLflow as they start (orchestrator.sweep.warm).
+            "runtime_env": {"worker_process_setup_hook": "orchestrator.sweep.warm.import_trial_modules"},
+        }
+    )
     try:
         ray.init(address=address or "local", log_to_driver=False, logging_level=logging.WARNING, **local)
     except Exception as exc:  # ConnectionError, RuntimeError or AuthenticationError, depending on the cause
@@ -231,13 +264,30 @@ def _open_parent_run(
     return name, parent_id, state
 
 
-def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrupted: Path | None) -> int:
-    """Starts or joins Ray, runs (or resumes) the sweep, closes the MLflow runs, writes the report."""
+def run_sweep(
+    plan: SweepPlan,
+    args: argparse.Namespace,
+    storage: Path,
+    interrupted: Path | None,
+    store_creation: StoreCreation | None = None,
+) -> int:
+    """Starts or joins Ray, runs (or resumes) the sweep, closes the MLflow runs, writes the report.
+
+    ``store_creation``: a new tracking store being created meanwhile (:func:`prepare_outputs`); it is waited
+    for once Ray is up, and a failure there ends the sweep with exit status 2 before anything was recorded.
+    """
     spec = plan.spec
     uri = tracking.resolve_tracking_uri(args.tracking_uri, spec.tracking_uri)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not _start_ray(address):
         return 2
+    if store_creation is not None:
+        try:
+            store_creation.wait()
+        except StoreError as exc:
+            ray.shutdown()
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         cluster = ray.cluster_resources()
         cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
@@ -266,6 +316,7 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
             gpu=res.gpu,
             restore=_restorable(interrupted),
             printer=ProgressPrinter(plan),
+            preload_report=not args.no_report,
         )
         _stop_gracefully_on_sigterm()
         try:
@@ -313,8 +364,11 @@ def run_sweep(plan: SweepPlan, args: argparse.Namespace, storage: Path, interrup
     print(f"report: {report}")
     print(f"parent run: {parent_id}")
     print(f"trials with their charts: {mlflow_ui.trials_url(url, parent_id, spec.metric, spec.goal)}")
+    line = overhead_line(results, args.started_at, time.time()) if hasattr(args, "started_at") else None
+    if line:
+        print(line)
     print(hint)
-    print(url)
+    print(url, flush=True)
     return 1 if failed else 0
 
 

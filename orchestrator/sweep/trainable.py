@@ -30,6 +30,8 @@ from orchestrator.tracking import ui as mlflow_ui
 RUN_ID_KEY = "mlflow_run_id"  # in the trainer checkpoint's extra state
 EPOCH_FILE = "epoch.txt"  # beside checkpoint.pt in each Tune checkpoint
 PENDING_FILE = "pending_metrics.json"  # beside it: epochs queued for MLflow, not yet confirmed stored
+FIRST_STEP_KEY = "first_step_at"  # in every Tune result: when this trial's process ended its first step
+REPORTED_KEY = "reported_at"  # and when the result was reported (both time.time())
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ class EpochReporter:
         self.last = dict(report.metrics)
         metrics = {k: float(v) for k, v in report.metrics.items() if isinstance(v, (int, float))}
         metrics["epoch"] = report.epoch
+        # For the driver's start-up and wind-down line (never logged to MLflow): wall-clock seconds.
+        if report.first_step_at is not None:
+            metrics[FIRST_STEP_KEY] = report.first_step_at
+        metrics[REPORTED_KEY] = time.time()
         stat = report.checkpoint_path.stat()
         stamp = (stat.st_mtime_ns, stat.st_ino)
         if stamp == self._last_stamp:  # train.checkpoint_every > 1: this epoch wrote no checkpoint

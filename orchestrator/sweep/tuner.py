@@ -19,6 +19,7 @@ from ray import tune
 from orchestrator.sweep.plan import SweepPlan, trial_label, trial_params
 from orchestrator.sweep.repeat import SeedRepeater
 from orchestrator.sweep.trainable import TrialContext, run_trial
+from orchestrator.sweep.warm import ReportPreloader
 
 
 def search_space(plan: SweepPlan) -> dict[str, Any]:
@@ -54,8 +55,12 @@ def build_tuner(
     gpu: float,
     restore: Path | None,
     printer: ProgressPrinter,
+    preload_report: bool = True,
 ) -> tune.Tuner:
-    """A Tuner for the plan, or one restoring the interrupted experiment at ``restore``."""
+    """A Tuner for the plan, or one restoring the interrupted experiment at ``restore``.
+
+    ``preload_report``: import the report's modules while the trials train (:class:`ReportPreloader`).
+    """
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": cpu, "gpu": gpu})
     if restore is not None:
         # Finished trials keep their results; unfinished and errored ones continue from their checkpoints.
@@ -104,7 +109,7 @@ def build_tuner(
             storage_path=str(storage),
             verbose=0,
             log_to_file=True,
-            callbacks=[printer],
+            callbacks=[printer, *([ReportPreloader()] if preload_report else [])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),

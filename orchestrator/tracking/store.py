@@ -22,6 +22,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -244,9 +245,42 @@ def _open_with_retries(uri: str, db: Path) -> None:
             ) from None
 
 
+class StoreCreation:
+    """:func:`prepare_store` of a new sqlite store on a thread: the schema (seconds of MLflow migrations) is
+    created while the caller starts other work; :meth:`wait` joins it and raises its one-line error.
+
+    Only a new store is created this way. An existing one is checked before anything starts, so that an old
+    schema is refused before any other output (see :func:`prepare_outputs`).
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._error: StoreError | None = None
+        self._thread = threading.Thread(target=self._create, name="mlflow-store-creation", daemon=True)
+        self._thread.start()
+
+    def _create(self) -> None:
+        try:
+            prepare_store(self.uri)
+        except StoreError as exc:
+            self._error = exc
+        except Exception as exc:  # noqa: BLE001 - reported by wait() in one line, as prepare_store's are
+            self._error = StoreError(f"cannot create the MLflow store {self.uri}: {one_line(exc, 300)}")
+
+    def wait(self) -> None:
+        """Blocks until the store is ready. Raises StoreError: why it could not be created."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def prepare_outputs(
-    uri: str, folders: Mapping[str, str | Path], *, tracking_label: str = "tracking URI"
-) -> None:
+    uri: str,
+    folders: Mapping[str, str | Path],
+    *,
+    tracking_label: str = "tracking URI",
+    background_creation: bool = False,
+) -> StoreCreation | None:
     """Every output check a command needs before it starts work: :func:`check_writable` on each folder, then
     on the tracking store's local folder (if any), then :func:`prepare_store`.
 
@@ -254,6 +288,9 @@ def prepare_outputs(
         uri: The resolved tracking URI.
         folders: Flag -> folder, e.g. ``{"--report-dir": "reports"}``.
         tracking_label: How the message names the tracking URI's origin, e.g. ``--tracking-uri``.
+        background_creation: A new sqlite store is created on a thread (:class:`StoreCreation`, returned;
+            the caller must ``wait()`` for it before using the store). An existing store is still checked
+            here, and None returned.
 
     Raises:
         StoreError: the first problem found, in one line naming the folder and its flag.
@@ -263,4 +300,8 @@ def prepare_outputs(
     local = tracking_folder(uri)
     if local is not None:
         check_writable(local, f"{tracking_label} {uri}: folder")
+    db = sqlite_path(uri)
+    if background_creation and db is not None and _schema_revision(db) is None:
+        return StoreCreation(uri)
     prepare_store(uri)
+    return None

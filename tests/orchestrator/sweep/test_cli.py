@@ -102,3 +102,22 @@ def test_resolve_tracking_uri__precedence_and_absolute_sqlite(
 def test_redact_uri__hides_password() -> None:
     assert redact_uri("https://ann:s3cret@mlflow.example/x") == "https://ann:***@mlflow.example/x"
     assert redact_uri("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+def test_overhead_line__first_step_of_any_trial_and_its_last_report() -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.sweep.run import overhead_line
+    from orchestrator.sweep.trainable import FIRST_STEP_KEY, REPORTED_KEY
+
+    results = [
+        SimpleNamespace(metrics={FIRST_STEP_KEY: 112.0, REPORTED_KEY: 150.0}),
+        SimpleNamespace(metrics={FIRST_STEP_KEY: 110.5, REPORTED_KEY: 171.0}),
+        SimpleNamespace(metrics={}),  # failed before it reported anything
+    ]
+    line = overhead_line(results, started_at=100.0, now=175.5)
+    assert line == (
+        "overhead: start-up 10.5 s (command to the first trial's first step), "
+        "wind-down 4.5 s (the last trial's last epoch to this line)"
+    )
+    assert overhead_line([SimpleNamespace(metrics={REPORTED_KEY: 1.0})], 0.0, 2.0) is None  # never stepped

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,7 +66,7 @@ def write_sweep(
 def last_lines(proc: subprocess.CompletedProcess) -> dict[str, str]:
     """The closing lines of a sweep, by their label."""
     out: dict[str, str] = {}
-    for line in proc.stdout.strip().splitlines()[-6:]:
+    for line in proc.stdout.strip().splitlines()[-8:]:
         if line.startswith(("report: ", "parent run: ")):
             label, _, value = line.partition(": ")
             out[label] = value
@@ -75,6 +76,8 @@ def last_lines(proc: subprocess.CompletedProcess) -> dict[str, str]:
             out["trials"] = line.partition(": ")[2]
         elif line.startswith("http://"):
             out["url"] = line
+        elif line.startswith("overhead: "):
+            out["overhead"] = line
     return out
 
 
@@ -94,6 +97,14 @@ def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
     db = tmp_path / "mlflow.db"
     assert closing["ui"] == f"mlflow ui --backend-store-uri sqlite:///{db} --host 127.0.0.1 --port 5000"
     assert "finished: mask.ratio=0.4 seed=0" in proc.stdout  # the live progress display
+    # Time outside the trials: from the trials' own clocks, so it is positive and shorter than the sweep.
+    found = re.fullmatch(
+        r"overhead: start-up ([\d.]+) s \(command to the first trial's first step\), "
+        r"wind-down ([\d.]+) s \(the last trial's last epoch to this line\)",
+        closing["overhead"],
+    )
+    assert found, closing["overhead"]
+    assert 0 < float(found[1]) < 600 and 0 <= float(found[2]) < 600
     if not closing["report"].startswith("not written"):
         assert Path(closing["report"]).is_dir() and Path(closing["report"]).is_relative_to(
             tmp_path / "reports"

@@ -291,3 +291,32 @@ def test_two_sweeps_started_at_once_share_one_new_sqlite_store(
         report = next(line for line in out.splitlines() if line.startswith("report: "))[8:]
         assert Path(report, "report.md").is_file(), out[-2000:]
     print(f"two sweeps on one new store: {elapsed:.0f} s")
+
+
+def test_prepare_outputs__creates_a_new_store_on_a_thread_and_checks_an_existing_one_at_once(
+    store_copy: Path, tmp_path: Path
+) -> None:
+    """The sweep overlaps a new store's migrations with Ray's start; an existing store is checked before."""
+    new_db = tmp_path / "new" / "mlflow.db"
+    new_db.parent.mkdir()
+    creation = tracking_store.prepare_outputs(f"sqlite:///{new_db}", {}, background_creation=True)
+    assert isinstance(creation, tracking_store.StoreCreation)
+    creation.wait()
+    assert _revision(new_db) == _migrations()[0]  # the whole schema, by the time wait() returns
+    existing = tracking_store.prepare_outputs(f"sqlite:///{store_copy}", {}, background_creation=True)
+    assert existing is None
+    _set_revision(store_copy, _migrations()[1])
+    with pytest.raises(StoreError, match="mlflow db upgrade"):  # refused here, not on the thread
+        tracking_store.prepare_outputs(f"sqlite:///{store_copy}", {}, background_creation=True)
+
+
+def test_store_creation__a_failure_on_the_thread_is_one_store_error_at_wait(monkeypatch, tmp_path) -> None:
+    def broken(uri: str, *, create: bool = True) -> None:
+        raise OSError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(tracking_store, "prepare_store", broken)
+    creation = tracking_store.StoreCreation(f"sqlite:///{tmp_path}/mlflow.db")
+    with pytest.raises(StoreError) as info:
+        creation.wait()
+    message = str(info.value)
+    assert "disk on fire" in message and "\n" not in message
