@@ -171,6 +171,7 @@ def _headline(metric: str) -> bool:
         "rankme",
         "wall_time_s",
         "wall_ratio",
+        "startup_s",
         PEAK,
         SPREAD,
         OTHERS,

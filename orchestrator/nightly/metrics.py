@@ -32,7 +32,7 @@ QUALITY_METRICS = (
     *("probe_acc", "knn_acc", "test_probe_acc", "test_knn_acc"),
     *("rankme", "feature_std", "train_loss", "wall_time_s", "img_per_s"),
 )
-OVERHEAD_METRICS = ("wall_ratio", "sweep_wall_s", "direct_wall_s", "extra_s")
+OVERHEAD_METRICS = ("wall_ratio", "sweep_wall_s", "direct_wall_s", "extra_s", "startup_s", "winddown_s")
 SECTIONS = (*(f"bench_{d}" for d in DEVICES), "quality", "overhead", "suite")
 # Bench sections report their own peak (BENCH_METRICS); every section gets the spread and the other load.
 PEAK_METRICS = (

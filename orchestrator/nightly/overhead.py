@@ -9,6 +9,7 @@ ratio is the orchestrator's cost, not a difference in parallelism.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,4 +120,18 @@ def measure_overhead(
         "overhead.direct_wall_s": direct,
         "overhead.wall_ratio": sweep / direct,
         "overhead.extra_s": sweep - direct,
+        **startup_winddown(log_path.read_text(errors="replace")),
     }
+
+
+OVERHEAD_LINE = re.compile(r"^overhead: start-up ([\d.]+) s .*, wind-down ([\d.]+) s ", re.MULTILINE)
+
+
+def startup_winddown(sweep_log: str) -> dict[str, float]:
+    """``overhead.startup_s`` and ``overhead.winddown_s`` from the sweep's own ``overhead:`` closing line
+    (command to the first trial's first step; last trial's last epoch to the end, here without a report);
+    empty when the line is missing (a sweep older than the line)."""
+    found = OVERHEAD_LINE.search(sweep_log)
+    if found is None:
+        return {}
+    return {"overhead.startup_s": float(found[1]), "overhead.winddown_s": float(found[2])}

@@ -21,3 +21,15 @@ def test_overhead_sweep_text__is_a_valid_smoke_sweep_of_one_trial_per_seed(tmp_p
     assert plan.max_concurrent_trials == 1 and plan.resources.gpu == 0
     cfg = plan.trial_config(plan.trials[0].params, plan.trials[0].seed)
     assert cfg.train.device == "cpu" and cfg.data.name == "digits"
+
+
+def test_startup_winddown__read_from_the_sweeps_closing_line() -> None:
+    from orchestrator.nightly.overhead import startup_winddown
+
+    log = (
+        "1 of 1 trials finished, 0 failed\nreport: skipped (--no-report)\n"
+        "overhead: start-up 27.3 s (command to the first trial's first step), "
+        "wind-down 5.4 s (the last trial's last epoch to this line)\nmlflow ui ...\n"
+    )
+    assert startup_winddown(log) == {"overhead.startup_s": 27.3, "overhead.winddown_s": 5.4}
+    assert startup_winddown("1 of 1 trials finished, 0 failed\n") == {}
