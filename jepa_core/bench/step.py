@@ -21,7 +21,8 @@ from jepa_core.host_sync import SyncCounter
 from jepa_core.masks import MaskBatch, mask_sampler, mask_stats
 from jepa_core.models import Packing, build_ijepa
 from jepa_core.optim import make_optimizer
-from jepa_core.step import device_masks, fixed_context_length, train_step
+from jepa_core.step import device_masks, fixed_context_length
+from jepa_core.train import train_step  # bound through jepa_core.train: tests plant a slower step there
 
 # Channels of the synthetic images per dataset name; every other dataset has 3.
 CHANNELS = {"fashion_mnist": 1, "digits": 1}
