@@ -167,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from orchestrator.sweep.run import process_started_at, run_sweep
+    from orchestrator.sweep.run import run_sweep
 
-    args.started_at = process_started_at()
     return run_sweep(plan, args, storage, interrupted, store_creation=creation)
 
 

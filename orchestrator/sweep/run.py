@@ -364,7 +364,7 @@ def run_sweep(
     print(f"report: {report}")
     print(f"parent run: {parent_id}")
     print(f"trials with their charts: {mlflow_ui.trials_url(url, parent_id, spec.metric, spec.goal)}")
-    line = overhead_line(results, args.started_at, time.time()) if hasattr(args, "started_at") else None
+    line = overhead_line(results, process_started_at(), time.time())
     if line:
         print(line)
     print(hint)
