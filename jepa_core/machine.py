@@ -71,3 +71,29 @@ def versions(libraries: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
 
 def host() -> str:
     return socket.gethostname()
+
+
+def matmul_thread_gflops(size: int = 1024, reps: int = 4, tries: int = 3) -> float:
+    """fp32 matmul GFLOP per CPU-second on one torch thread: this CPU's speed, best of ``tries``.
+
+    Per CPU-second, not per wall second, so other processes on the machine do not make it look slower. The
+    sweep's estimate scales its CPU trial throughput by it (``orchestrator.sweep.estimate``). Imports torch.
+    """
+    import time
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b
+        best = 0.0
+        for _ in range(tries):
+            start = time.process_time()
+            for _ in range(reps):
+                a @ b
+            best = max(best, reps * 2 * size**3 / 1e9 / max(time.process_time() - start, 1e-9))
+        return best
+    finally:
+        torch.set_num_threads(threads)

@@ -1,7 +1,12 @@
 """Run a sweep file on Ray Tune and track it in MLflow.
 
-    python -m orchestrator.sweep sweeps/ema_momentum.yaml [--smoke] [--dry-run] [--resume] [--address ADDR]
-        [--tracking-uri URI] [--report-dir DIR] [--storage-path DIR] [--set KEY=VALUE ...]
+    python -m orchestrator.sweep sweeps/ema_momentum.yaml [--profile gpu|cpu|smoke] [--smoke] [--dry-run]
+        [--resume] [--address ADDR] [--tracking-uri URI] [--report-dir DIR] [--storage-path DIR]
+        [--set KEY=VALUE ...]
+
+Without ``--profile``, a sweep whose trials ask for a GPU runs as written where the Ray cluster has a GPU and
+its ``cpu`` section where it has none (:mod:`orchestrator.sweep.profiles`). ``--smoke`` is ``--profile
+smoke``.
 
 Exit status: 0 every trial finished, 1 some trial failed (the report is still written), 2 invalid input (one
 line on stderr naming the file and the key), 130 interrupted (resume with ``--resume``).
@@ -21,15 +26,27 @@ from pathlib import Path
 from jepa_core.config import ConfigError, parse_set
 from orchestrator.sweep.errors import SpecError
 from orchestrator.sweep.estimate import cost_summary, local_gpus, trial_table
-from orchestrator.sweep.plan import SweepPlan, plan_sweep
-from orchestrator.sweep.spec import SweepSpec, load_spec
-from orchestrator.sweep.state import find_interrupted, read_state
+from orchestrator.sweep.profiles import (
+    ProfilePlans,
+    choose_profile,
+    plan_profiles,
+    profile_line,
+    requested_profile,
+)
+from orchestrator.sweep.spec import PROFILES, SweepSpec, load_spec
+from orchestrator.sweep.state import find_interrupted, read_state, state_profile
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("file", help="sweep YAML file")
-    parser.add_argument("--smoke", action="store_true", help="tiny trials: the whole sweep in minutes on CPU")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="gpu: the file as written; cpu: its section sized for a machine without a GPU; smoke: its "
+        "pipeline check (default: gpu where the Ray cluster has a GPU, else cpu)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="--profile smoke: the sweep in minutes on CPU")
     parser.add_argument("--dry-run", action="store_true", help="print the trials and cost, start nothing")
     parser.add_argument("--resume", action="store_true", help="continue this sweep's last interrupted run")
     parser.add_argument("--address", help="join this Ray cluster (default $RAY_ADDRESS, else a local one)")
@@ -60,20 +77,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_plan(args: argparse.Namespace) -> SweepPlan:
-    """Every input check that needs neither Ray nor MLflow. Raises SpecError."""
+def load_plans(args: argparse.Namespace) -> ProfilePlans:
+    """Every input check that needs neither Ray nor MLflow, for every profile. Raises SpecError."""
     spec = load_spec(args.file)
     try:
         sets = parse_set(args.sets)
     except ConfigError as exc:
         raise SpecError(f"{exc}") from None
-    return plan_sweep(spec, smoke=args.smoke, sets=sets)
+    return plan_profiles(spec, requested_profile(args.profile, args.smoke), sets)
 
 
-def _interrupted_run(args: argparse.Namespace, plan: SweepPlan, storage: Path) -> Path | None:
+def _interrupted_run(args: argparse.Namespace, plans: ProfilePlans, storage: Path) -> Path | None:
     """The interrupted run ``--resume`` continues (None without the flag); raises SpecError when the flag and
-    the storage folder disagree: a sweep is never started twice by accident, nor resumed with other flags."""
-    name = plan.spec.name
+    the storage folder disagree: a sweep is never started twice by accident, nor resumed with other flags.
+    A resumed sweep keeps the profile it started with; ``--profile`` may repeat it, not change it."""
+    name = plans.spec.name
     interrupted = find_interrupted(storage, name)
     if args.resume and interrupted is None:
         raise SpecError(f"{args.file}: --resume: no interrupted run of sweep '{name}' under {storage}")
@@ -85,12 +103,32 @@ def _interrupted_run(args: argparse.Namespace, plan: SweepPlan, storage: Path) -
         )
     if interrupted is not None:
         state = read_state(interrupted)
-        if state.get("smoke") != plan.smoke or state.get("sets") != plan.sets:
+        started = state_profile(state)
+        sets = plans.sets
+        if plans.requested not in (None, started) or state.get("sets") != sets:
             raise SpecError(
-                f"{args.file}: --resume: the interrupted run used --smoke="
-                f"{state.get('smoke')} and --set {state.get('sets')}; pass the same flags"
+                f"{args.file}: --resume: the interrupted run used --profile {started} and --set "
+                f"{state.get('sets')}; pass the same flags"
+            )
+        if started not in plans.by_profile:
+            raise SpecError(
+                f"{args.file}: --resume: the interrupted run used profile {started}, which the file no "
+                "longer has"
             )
     return interrupted
+
+
+def _dry_run(args: argparse.Namespace, plans: ProfilePlans) -> None:
+    """The trial table and cost of the profile a run here would pick, and why it would pick it."""
+    gpus = local_gpus()
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    profile, why = choose_profile(plans.spec, plans.requested, gpus, "this machine")
+    plan = plans.by_profile[profile]
+    print(profile_line(plans.spec, profile, why))
+    if address and plans.requested is None:
+        print(f"note: on --address {address} the cluster's GPUs decide the profile when the sweep starts")
+    print(trial_table(plan))
+    print(cost_summary(plan, float(os.cpu_count() or 1), gpus))
 
 
 def _output_folders(args: argparse.Namespace, storage: Path) -> dict[str, Path]:
@@ -146,22 +184,24 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
-        plan = load_plan(args)
+        plans = load_plans(args)
         if args.dry_run:
-            print(trial_table(plan))
-            print(cost_summary(plan, float(os.cpu_count() or 1), local_gpus()))
+            _dry_run(args, plans)
             return 0
+        address = args.address or os.environ.get("RAY_ADDRESS")
+        if plans.requested == "gpu" and not address:  # a local cluster has this machine's GPUs: say so now
+            choose_profile(plans.spec, plans.requested, local_gpus(), "this machine")
         storage = Path(args.storage_path).resolve()
-        interrupted = _interrupted_run(args, plan, storage)
+        interrupted = _interrupted_run(args, plans, storage)
         # Found here, before Ray starts: an unwritable or full folder, an old store. A new sqlite store is
         # created once, under a lock (trial workers only ever open an existing one), on a thread while Ray
         # starts: run_sweep waits for it before the first record.
-        uri = resolve_tracking_uri(args.tracking_uri, plan.spec.tracking_uri)
-        _check_services(uri, args.address or os.environ.get("RAY_ADDRESS"))
+        uri = resolve_tracking_uri(args.tracking_uri, plans.spec.tracking_uri)
+        _check_services(uri, address)
         creation = prepare_outputs(
             uri,
             _output_folders(args, storage),
-            tracking_label=_tracking_origin(args, plan.spec),
+            tracking_label=_tracking_origin(args, plans.spec),
             background_creation=True,
         )
     except (SpecError, StoreError) as exc:
@@ -169,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from orchestrator.sweep.run import run_sweep
 
-    return run_sweep(plan, args, storage, interrupted, store_creation=creation)
+    return run_sweep(plans, args, storage, interrupted, store_creation=creation)
 
 
 def console_main() -> None:

@@ -1,12 +1,19 @@
 """What a sweep will cost before it starts: the trial table and a wall-time estimate (``--dry-run``).
 
-Analytic FLOPs per trial over effective throughputs measured on real runs: a rough guide, not a promise.
-Imports nothing heavy, so ``--dry-run`` answers in a fraction of a second.
+Analytic FLOPs per trial over an effective throughput: on a GPU a constant measured on real runs; on the CPU
+the machine at hand's own single-thread matmul rate, measured when the estimate is made, times the fraction of
+it a trial achieves (measured on real trials). So the estimate follows the machine: the 2-core AMD EPYC
+without AVX-512 and the Intel Xeon with it differ about 2.5x. A rough guide, not a promise. Imports nothing
+heavy: the matmul is timed in a child process unless torch is already loaded.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +21,9 @@ from jepa_core.config import Config, default_val_size
 from orchestrator.sweep.plan import SweepPlan
 
 # ---- cost estimate --------------------------------------------------------------------------------
-CPU_GFLOPS_PER_THREAD = 18.0  # a smoke trial alone, 2-core Debian VM, torch 2.14 fp32, 1 thread
+# Trial FLOPs per second over its threads' matmul rate (cpu_thread_gflops): fitted to real trials below.
+CPU_TRIAL_EFFICIENCY = 0.3
+CPU_FALLBACK_GFLOPS_PER_THREAD = 60.0  # when the matmul cannot be timed: the 2-core AMD EPYC's rate
 GPU_TFLOPS = 20.0  # fmnist_gpu alone on one H100 (bf16, torch 2.11): 4.5 s per 60k-image epoch
 GPU_SHARING_GAIN = 0.375  # each extra trial sharing the GPU adds this much throughput (3 trials: 1.75x)
 TRIAL_SETUP_S = {"cpu": 8.0, "gpu": 25.0}  # process start, imports, data load, first-epoch warm-up
@@ -68,12 +77,38 @@ def trial_flops(cfg: Config) -> tuple[float, float] | None:
     return train_flops, eval_images * target_enc
 
 
+@functools.cache
+def cpu_thread_gflops() -> float:
+    """This machine's fp32 matmul GFLOP per CPU-second on one thread (``jepa_core.machine``).
+
+    Timed in a child process (about 2 s, torch's import included) unless torch is loaded here already, so
+    ``--dry-run`` never imports torch; ``CPU_FALLBACK_GFLOPS_PER_THREAD`` if that fails.
+    """
+    if "torch" in sys.modules:
+        from jepa_core.machine import matmul_thread_gflops
+
+        return matmul_thread_gflops()
+    code = "from jepa_core.machine import matmul_thread_gflops; print(matmul_thread_gflops())"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    try:
+        argv = [sys.executable, "-c", code]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+        return float(out.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return CPU_FALLBACK_GFLOPS_PER_THREAD
+
+
+def cpu_trial_gflops(threads: float) -> float:
+    """The GFLOP/s a CPU trial with ``threads`` threads achieves on this machine (an estimate)."""
+    return cpu_thread_gflops() * CPU_TRIAL_EFFICIENCY * max(1, int(threads))
+
+
 def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
     """Estimated wall seconds of one trial on ``device`` ("cpu" with ``cpus`` threads, or "gpu")."""
     flops = trial_flops(cfg)
     if flops is None:
         return None
-    rate = GPU_TFLOPS * 1e12 if device == "gpu" else CPU_GFLOPS_PER_THREAD * 1e9 * max(1, int(cpus))
+    rate = GPU_TFLOPS * 1e12 if device == "gpu" else cpu_trial_gflops(cpus) * 1e9
     return TRIAL_SETUP_S[device] + sum(flops) / rate + _evaluations(cfg) * EVAL_FIXED_S[device]
 
 
@@ -149,10 +184,13 @@ def cost_summary(plan: SweepPlan, cpus: float, gpus: float) -> str:
     machine (and on one H100 for a GPU sweep on a machine without one)."""
     spec = plan.spec
     seconds, device, conc = sweep_estimate(plan, cpus, gpus)
-    machine = f"this machine ({cpus:g} CPUs, {gpus} GPUs)"
+    machine = f"this machine ({cpus:g} CPUs, {gpus} GPUs"
+    if device == "cpu":
+        machine += f"; matmul {cpu_thread_gflops():.0f} GFLOP/s per thread, timed now"
+    machine += ")"
     lines = [
         f"sweep {spec.name}: method {spec.method}, metric {spec.metric} ({spec.goal}), "
-        f"{plan.num_trials} trials{' (--smoke)' if plan.smoke else ''}",
+        f"{plan.num_trials} trials (profile {plan.profile.name})",
         f"resources per trial: {plan.resources.cpu:g} CPU, {plan.resources.gpu:g} GPU; "
         f"scheduler {spec.scheduler.kind}; max failures per trial {spec.max_failures}",
     ]
@@ -165,6 +203,6 @@ def cost_summary(plan: SweepPlan, cpus: float, gpus: float) -> str:
                 f"estimated wall time on one H100 (16 CPUs): ~{fmt_duration(gpu_s)}, "
                 f"{gpu_conc} trials at a time"
             )
-    if spec.expected_runtime and not plan.smoke:
-        lines.append(f"expected runtime (sweep file): {spec.expected_runtime}")
+    if plan.profile.expected_runtime:
+        lines.append(f"expected runtime (sweep file, measured): {plan.profile.expected_runtime}")
     return "\n".join(lines)

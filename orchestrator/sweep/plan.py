@@ -1,4 +1,4 @@
-"""A sweep as it will run: the spec with ``--smoke`` and ``--set`` applied, and every trial config resolved.
+"""A sweep as it will run: the spec in one profile (gpu, cpu, smoke) plus ``--set``, every trial resolved.
 
 :func:`plan_sweep` builds the trainer config of every trial before anything starts, so a value the trainer
 refuses (``mask.ratio: 1.5``, ``model.num_heads`` that does not divide ``model.embed_dim``) is reported at
@@ -20,7 +20,7 @@ from typing import Any
 from jepa_core.config import Config, ConfigError, build_config
 from orchestrator.sweep.errors import SpecError, key_error, suggest
 from orchestrator.sweep.fields import CONFIG_KEYS
-from orchestrator.sweep.spec import ParamSpec, Resources, SweepSpec
+from orchestrator.sweep.spec import ParamSpec, Profile, Resources, SweepSpec
 
 TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: which of the seeds this repeat is
 
@@ -43,23 +43,29 @@ def config_id(params: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """A sweep as it will run: the spec plus ``--smoke`` and ``--set``, with every trial config resolved."""
+    """A sweep as it will run: the spec in one profile plus ``--set``, with every trial config resolved."""
 
     spec: SweepSpec
-    smoke: bool
+    profile: Profile
     sets: dict[str, Any]
     trials: tuple[TrialSpec, ...]  # empty for optuna: configurations are suggested while the sweep runs
     resources: Resources
     max_concurrent_trials: int | None
 
     @property
+    def smoke(self) -> bool:
+        return self.profile.name == "smoke"
+
+    @property
     def num_trials(self) -> int:
         return len(self.trials) if self.trials else self.spec.num_samples * len(self.spec.seeds)
 
     def layers(self, params: dict[str, Any], seed: int, extra: dict[str, Any] | None = None) -> list[dict]:
-        """Override layers, lowest precedence first: trainer, smoke, swept values and seed, extra, --set."""
-        smoke = [self.spec.smoke_overrides or {}] if self.smoke else []
-        return [self.spec.overrides, *smoke, dict(params), {"train.seed": seed}, dict(extra or {}), self.sets]
+        """Override layers, lowest precedence first: trainer, the profile's section, swept values and seed,
+        extra, --set."""
+        section = [self.profile.overrides] if self.profile.section else []
+        seeded = {"train.seed": seed}
+        return [self.spec.overrides, *section, dict(params), seeded, dict(extra or {}), self.sets]
 
     def trial_config(self, params: dict[str, Any], seed: int, extra: dict[str, Any] | None = None) -> Config:
         """The resolved, validated trainer config of one trial (raises ConfigError)."""
@@ -131,7 +137,11 @@ def _check_sets(spec: SweepSpec, sets: dict[str, Any]) -> None:
 
 
 def _check_base_configs(spec: SweepSpec) -> None:
-    """The trainer section alone, and with the smoke overrides, build valid trainer configs."""
+    """The trainer section alone, and with each profile section's overrides, builds a valid trainer config.
+
+    Every section is checked whichever profile runs: CI's smoke run, or a user's first CPU run, must not be
+    where a mistake in it is found.
+    """
     path = spec.path
     try:
         build_config(spec.preset, overrides=[spec.overrides])
@@ -139,18 +149,21 @@ def _check_base_configs(spec: SweepSpec) -> None:
         named = config_error_key(exc)
         where = f"trainer.overrides.{named}" if named in spec.overrides else "trainer"
         raise key_error(path, where, str(exc)) from None
-    if spec.smoke_overrides is not None:  # checked even without --smoke: CI's smoke run must not be the first
+    for profile in spec.profiles.values():
+        if profile.section is None:
+            continue
         try:
-            build_config(spec.preset, overrides=[spec.overrides, spec.smoke_overrides])
+            build_config(spec.preset, overrides=[spec.overrides, profile.overrides])
         except ConfigError as exc:
             named = config_error_key(exc)
-            where = f"smoke.overrides.{named}" if named in spec.smoke_overrides else "smoke.overrides"
+            sec = profile.section
+            where = f"{sec}.overrides.{named}" if named in profile.overrides else f"{sec}.overrides"
             raise key_error(path, where, str(exc)) from None
 
 
 def _check_trial(plan: SweepPlan, params: dict[str, Any], seed: int) -> None:
-    """One trial's config builds; otherwise the error blames ``--set``, the swept value or the smoke entry."""
-    spec, path = plan.spec, plan.spec.path
+    """One trial's config builds; otherwise the error blames ``--set``, the swept value or the section."""
+    path = plan.spec.path
     try:
         plan.trial_config(params, seed)
     except ConfigError as exc:
@@ -159,29 +172,51 @@ def _check_trial(plan: SweepPlan, params: dict[str, Any], seed: int) -> None:
             raise SpecError(f"--set {named}: {exc}") from None
         if named in params:
             raise key_error(path, f"parameters.{named}", f"value {params[named]!r}: {exc}") from None
-        if plan.smoke and named in (spec.smoke_overrides or {}):
-            raise key_error(path, f"smoke.overrides.{named}", str(exc)) from None
+        if plan.profile.section and named in plan.profile.overrides:
+            raise key_error(path, f"{plan.profile.section}.overrides.{named}", str(exc)) from None
         combo = ", ".join(f"{k}={v}" for k, v in params.items())
         raise key_error(path, "parameters", f"with {combo}: {exc}") from None
 
 
-def plan_sweep(spec: SweepSpec, *, smoke: bool = False, sets: dict[str, Any] | None = None) -> SweepPlan:
-    """Applies ``--smoke`` and ``--set`` and validates every trial's trainer config before anything starts.
+def missing_profile(spec: SweepSpec, profile: str) -> str | None:
+    """Why ``spec`` cannot run ``profile`` (one line, without the file name), or None when it can."""
+    if profile in spec.profiles:
+        return None
+    if profile == "smoke":
+        return "key 'smoke': --smoke needs a 'smoke' section with trainer overrides in the sweep file"
+    if profile == "gpu":
+        return (
+            "--profile gpu: this sweep's trials ask for no GPU (resources.gpu is 0); the file as written is "
+            "its cpu profile"
+        )
+    return (
+        "--profile cpu: the sweep file has no 'cpu' section (trainer overrides, resources) sizing it for a "
+        "machine without a GPU; add one, or leave out --profile to run the file as written"
+    )
+
+
+def plan_sweep(
+    spec: SweepSpec, *, profile: str | None = None, sets: dict[str, Any] | None = None
+) -> SweepPlan:
+    """Applies a profile and ``--set`` and validates every trial's trainer config before anything starts.
+
+    ``profile``: ``gpu``, ``cpu`` or ``smoke`` (:data:`orchestrator.sweep.spec.PROFILES`); None is the file
+    as written (:attr:`SweepSpec.main_profile`).
 
     Raises:
         SpecError: naming the file (or ``--set``) and the key of the first invalid trial config.
     """
     sets = dict(sets or {})
     path = spec.path
-    if smoke and spec.smoke_overrides is None:
-        problem = "--smoke needs a 'smoke' section with trainer overrides in the sweep file"
-        raise key_error(path, "smoke", problem)
+    name = profile or spec.main_profile
+    problem = missing_profile(spec, name)
+    if problem:
+        raise SpecError(f"{path}: {problem}")
+    chosen = spec.profiles[name]
     _check_sets(spec, sets)
-    if smoke and spec.smoke_num_samples is not None:
-        spec = dataclasses.replace(spec, num_samples=spec.smoke_num_samples)
-    resources = spec.smoke_resources if smoke else spec.resources
-    conc = spec.smoke_max_concurrent_trials if smoke else spec.max_concurrent_trials
-    plan = SweepPlan(spec, smoke, sets, (), resources, conc)
+    if chosen.num_samples is not None:
+        spec = dataclasses.replace(spec, num_samples=chosen.num_samples)
+    plan = SweepPlan(spec, chosen, sets, (), chosen.resources, chosen.max_concurrent_trials)
     _check_base_configs(spec)
     if spec.scheduler.kind == "asha":
         epochs = plan.trial_config({}, spec.seeds[0]).train.epochs

@@ -22,10 +22,12 @@ from typing import Any
 import ray
 
 from jepa_core.config import dump_yaml
+from orchestrator.sweep.errors import SpecError
 from orchestrator.sweep.estimate import fmt_duration, sweep_estimate, trial_table
 from orchestrator.sweep.plan import SweepPlan, config_id, trial_label
+from orchestrator.sweep.profiles import ProfilePlans, choose_profile, profile_line
 from orchestrator.sweep.spec import Resources
-from orchestrator.sweep.state import read_state, write_state
+from orchestrator.sweep.state import read_state, state_profile, write_state
 from orchestrator.sweep.trainable import FIRST_STEP_KEY, REPORTED_KEY, TrialContext
 from orchestrator.sweep.tuner import ProgressPrinter, build_tuner, trial_params
 from orchestrator.tracking import retry as tracking_retry
@@ -237,14 +239,22 @@ def _start_ray(address: str | None) -> bool:
 
 
 def _open_parent_run(
-    plan: SweepPlan, args: argparse.Namespace, uri: str, experiment_id: str, storage: Path, device: str
+    plan: SweepPlan,
+    args: argparse.Namespace,
+    uri: str,
+    experiment_id: str,
+    storage: Path,
+    device: str,
+    profile_reason: str,
 ) -> tuple[str, str, dict[str, Any]]:
     """A new sweep's parent run and state file: (Tune experiment name, parent run id, state)."""
     spec = plan.spec
     cluster = ray.cluster_resources()
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
-    name = f"{spec.name}{'-smoke' if plan.smoke else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
-    tags = tracking.sweep_tags(spec.name, spec.swept_keys, spec.metric, spec.goal, device, plan.smoke)
+    suffix = f"-{plan.profile.name}" if plan.profile.section else ""
+    name = f"{spec.name}{suffix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tags = tracking.sweep_tags(spec.name, spec.swept_keys, spec.metric, spec.goal, device, plan.profile.name)
+    tags[tracking.PROFILE_REASON] = profile_reason
     tags["jepa.cluster"] = f"{len(ray.nodes())} nodes, {cpus:g} CPUs, {gpus:g} GPUs"
     tags.update(mlflow_ui.source_tags(tags["jepa.git_sha"]))
     if spec.description:  # the run's note until the report adds the answer to it
@@ -256,6 +266,7 @@ def _open_parent_run(
         "name": spec.name,
         "status": "running",
         "parent_run_id": parent_id,
+        "profile": plan.profile.name,
         "smoke": plan.smoke,
         "sets": plan.sets,
         "sweep_file": str(Path(args.file).resolve()),
@@ -264,8 +275,18 @@ def _open_parent_run(
     return name, parent_id, state
 
 
+def _chosen_plan(plans: ProfilePlans, interrupted: Path | None, gpus: float) -> tuple[SweepPlan, str]:
+    """The plan of the profile this run uses, and why: a resumed sweep keeps its own; a new one follows
+    ``--profile``, else the cluster's GPUs. Raises SpecError (``--profile gpu`` without a GPU)."""
+    if interrupted is not None:
+        profile = state_profile(read_state(interrupted))
+        return plans.by_profile[profile], "the interrupted run's profile"
+    profile, why = choose_profile(plans.spec, plans.requested, gpus, "the Ray cluster")
+    return plans.by_profile[profile], why
+
+
 def run_sweep(
-    plan: SweepPlan,
+    plans: ProfilePlans,
     args: argparse.Namespace,
     storage: Path,
     interrupted: Path | None,
@@ -273,24 +294,28 @@ def run_sweep(
 ) -> int:
     """Starts or joins Ray, runs (or resumes) the sweep, closes the MLflow runs, writes the report.
 
+    ``plans``: the sweep in each of its profiles (:class:`~orchestrator.sweep.profiles.ProfilePlans`); which
+    one runs is decided once Ray is up, from the cluster's GPUs (:func:`~.profiles.choose_profile`).
     ``store_creation``: a new tracking store being created meanwhile (:func:`prepare_outputs`); it is waited
     for once Ray is up, and a failure there ends the sweep with exit status 2 before anything was recorded.
     """
-    spec = plan.spec
+    spec = plans.spec
     uri = tracking.resolve_tracking_uri(args.tracking_uri, spec.tracking_uri)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not _start_ray(address):
         return 2
-    if store_creation is not None:
-        try:
-            store_creation.wait()
-        except StoreError as exc:
-            ray.shutdown()
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    cluster = ray.cluster_resources()
+    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     try:
-        cluster = ray.cluster_resources()
-        cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+        plan, why = _chosen_plan(plans, interrupted, gpus)
+        if store_creation is not None:
+            store_creation.wait()
+    except (SpecError, StoreError) as exc:
+        ray.shutdown()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(profile_line(spec, plan.profile.name, why), flush=True)
+    try:
         _print_estimate(plan, cpus, gpus)
         res = _trial_resources(plan, cpus, gpus, joined=bool(address))
         experiment_id = tracking.get_or_create_experiment(uri, spec.name)
@@ -300,7 +325,7 @@ def run_sweep(
             tracking.set_run_status(uri, parent_id, "RUNNING", {"jepa.resumed": "true"})
         else:
             device = "cuda" if res.gpu > 0 else "cpu"
-            name, parent_id, state = _open_parent_run(plan, args, uri, experiment_id, storage, device)
+            name, parent_id, state = _open_parent_run(plan, args, uri, experiment_id, storage, device, why)
         print(
             f"sweep {spec.name}: MLflow parent run {parent_id} at {tracking.redact_uri(uri)}; "
             f"Tune results in {storage / name}",
@@ -373,7 +398,9 @@ def run_sweep(
 
 
 def _resume_command(args: argparse.Namespace, plan: SweepPlan) -> str:
-    flags = "".join([" --smoke" * plan.smoke, *(f" --set {item}" for item in args.sets)])
+    profile = plan.profile
+    chosen = (" --smoke" if plan.smoke else f" --profile {profile.name}") if profile.section else ""
+    flags = "".join([chosen, *(f" --set {item}" for item in args.sets)])
     return f"python -m orchestrator.sweep {args.file} --resume{flags}"
 
 

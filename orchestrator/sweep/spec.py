@@ -55,6 +55,10 @@ KNOWN_METRICS = tuple(
     "probe_acc knn_acc rankme feature_std train_loss img_per_s epoch_time_s eval_time_s wall_time_s lr "
     "ema_momentum context_patches_mean target_block_patches_mean collapsed".split()
 )
+# How a sweep can be sized (--profile): "gpu" is the file as written when its trials ask for a GPU; "cpu" is
+# its cpu section (or the file as written when its trials ask for none); "smoke" is its smoke section.
+PROFILES = ("gpu", "cpu", "smoke")
+SECTION_PROFILES = ("cpu", "smoke")
 # Scored on the test split once, after the last epoch: shown beside the validation figures, never selected on.
 TEST_METRICS = ("test_probe_acc", "test_knn_acc")
 
@@ -161,13 +165,15 @@ class TrainerSection(_Schema):
         return preset
 
 
-class SmokeSection(_Schema):
-    """What ``--smoke`` changes: trainer overrides, resources, concurrency, fewer random configurations."""
+class ProfileSection(_Schema):
+    """A sized variant of the sweep (``cpu:`` or ``smoke:``): trainer overrides applied on top of ``trainer``,
+    the trials' resources and concurrency, fewer random configurations, and its measured runtime."""
 
     overrides: Overrides = {}
     resources: Annotated[Resources, EMPTY_IF_NONE] = Resources()
     max_concurrent_trials: Count | None = None
-    num_samples: Count | None = None  # random/optuna only: a grid's smoke run keeps every combination
+    num_samples: Count | None = None  # random/optuna only: a grid's sized run keeps every combination
+    expected_runtime: Text | None = None
 
 
 class SweepFile(_Schema):
@@ -189,13 +195,14 @@ class SweepFile(_Schema):
     max_failures: NonNegativeInt = 1
     tracking_uri: Text | None = None
     trainer: Annotated[TrainerSection, EMPTY_IF_NONE] = TrainerSection()
-    smoke: Annotated[SmokeSection, EMPTY_IF_NONE] = SmokeSection()  # see has_smoke
+    cpu: Annotated[ProfileSection, EMPTY_IF_NONE] = ProfileSection()  # see sections
+    smoke: Annotated[ProfileSection, EMPTY_IF_NONE] = ProfileSection()
     expected_runtime: Text | None = None
 
     @property
-    def has_smoke(self) -> bool:
-        """Whether the file has a ``smoke`` section (``--smoke`` needs one, even an empty one)."""
-        return "smoke" in self.model_fields_set
+    def sections(self) -> dict[str, ProfileSection]:
+        """The profile sections the file has (``cpu``, ``smoke``; an empty section counts: it runs)."""
+        return {name: getattr(self, name) for name in SECTION_PROFILES if name in self.model_fields_set}
 
     @field_validator("name")
     @classmethod
@@ -235,9 +242,21 @@ class SweepFile(_Schema):
             )
         if method != "grid" and self.num_samples is None:
             raise KeyedError("num_samples", f"method {method} needs the number of configurations to try")
-        if method == "grid" and self.smoke.num_samples is not None:
-            raise KeyedError("smoke.num_samples", "a grid's smoke run keeps every combination and seed")
-        layers = {"trainer.overrides": self.trainer.overrides, "smoke.overrides": self.smoke.overrides}
+        for where, section in self.sections.items():
+            if method == "grid" and section.num_samples is not None:
+                problem = f"a grid's {where} run keeps every combination and seed"
+                raise KeyedError(f"{where}.num_samples", problem)
+        if "cpu" in self.sections:
+            if self.resources.gpu == 0:
+                raise KeyedError(
+                    "cpu",
+                    "this sweep's trials already ask for no GPU (resources.gpu is 0), so the file as written "
+                    "is its CPU run; remove the cpu section, or give the GPU run its resources.gpu",
+                )
+            if self.cpu.resources.gpu > 0:
+                raise KeyedError("cpu.resources.gpu", "the cpu profile runs without a GPU: use 0")
+        layers = {"trainer.overrides": self.trainer.overrides}
+        layers.update({f"{where}.overrides": section.overrides for where, section in self.sections.items()})
         for where, layer in layers.items():
             for key in layer:
                 if key in self.parameters or key == "train.seed":
@@ -264,6 +283,37 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """One way to size a sweep: trainer overrides on top of ``trainer``, resources, concurrency, samples."""
+
+    name: str
+    overrides: dict[str, Any]  # empty for the file as written
+    resources: Resources
+    max_concurrent_trials: int | None
+    num_samples: int | None  # random/optuna: the configurations to try; None keeps the file's
+    expected_runtime: str | None
+    section: str | None  # the file's section ("cpu", "smoke"); None for the file as written
+
+
+def _profiles(file: SweepFile) -> dict[str, Profile]:
+    main = "gpu" if file.resources.gpu > 0 else "cpu"
+    found = {
+        main: Profile(main, {}, file.resources, file.max_concurrent_trials, None, file.expected_runtime, None)
+    }
+    for name, sec in file.sections.items():
+        found[name] = Profile(
+            name,
+            sec.overrides,
+            sec.resources,
+            sec.max_concurrent_trials,
+            sec.num_samples,
+            sec.expected_runtime,
+            name,
+        )
+    return found
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep file, as the plan, the tuner and the report read it."""
 
@@ -284,16 +334,28 @@ class SweepSpec:
     tracking_uri: str | None
     preset: str | None
     overrides: dict[str, Any]
-    smoke_overrides: dict[str, Any] | None  # None: the file has no smoke section
-    smoke_resources: Resources
-    smoke_max_concurrent_trials: int | None
-    smoke_num_samples: int | None  # random/optuna: fewer configurations under --smoke
-    expected_runtime: str | None
+    profiles: dict[str, Profile]  # by name (PROFILES): the ones this file can run
     description: str | None
 
     @property
     def swept_keys(self) -> list[str]:
         return [p.key for p in self.parameters]
+
+    @property
+    def main_profile(self) -> str:
+        """The profile of the file as written: ``gpu`` when its trials ask for a GPU, else ``cpu``."""
+        return "gpu" if self.resources.gpu > 0 else "cpu"
+
+    @property
+    def expected_runtime(self) -> str | None:
+        """The runtime the file states for the file as written."""
+        return self.profiles[self.main_profile].expected_runtime
+
+    @property
+    def smoke_overrides(self) -> dict[str, Any] | None:
+        """The smoke section's trainer overrides; None when the file has no smoke section."""
+        smoke = self.profiles.get("smoke")
+        return None if smoke is None else smoke.overrides
 
     @classmethod
     def from_file(cls, path: Path, text: str, file: SweepFile) -> SweepSpec:
@@ -319,11 +381,7 @@ class SweepSpec:
             tracking_uri=file.tracking_uri,
             preset=file.trainer.preset,
             overrides=file.trainer.overrides,
-            smoke_overrides=file.smoke.overrides if file.has_smoke else None,
-            smoke_resources=file.smoke.resources,
-            smoke_max_concurrent_trials=file.smoke.max_concurrent_trials,
-            smoke_num_samples=file.smoke.num_samples,
-            expected_runtime=file.expected_runtime,
+            profiles=_profiles(file),
             description=file.description,
         )
 

@@ -1,8 +1,9 @@
 """What ``--resume`` needs to continue an interrupted sweep: one JSON file in its Tune experiment folder.
 
 ``<storage>/<experiment>/jepa_sweep.json`` holds the sweep's name, ``status`` (``running`` until the report is
-written, then ``finished``), the MLflow parent run id, and the ``--smoke`` and ``--set`` it ran with, which a
-resumed run must repeat. Standard library only.
+written, then ``finished``), the MLflow parent run id, the profile (``gpu``, ``cpu`` or ``smoke``) it runs,
+which a resumed run keeps, and the ``--set`` it ran with, which a resumed run must repeat. Standard library
+only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ def read_state(experiment_dir: Path) -> dict[str, Any]:
 
 def write_state(experiment_dir: Path, state: dict[str, Any]) -> None:
     (experiment_dir / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+def state_profile(state: dict[str, Any]) -> str:
+    """The profile a sweep ran (state files written before profiles existed hold only ``smoke``)."""
+    return state.get("profile") or ("smoke" if state.get("smoke") else "gpu")
 
 
 def find_interrupted(storage: Path, name: str) -> Path | None:

@@ -31,6 +31,8 @@ __all__ = ["TrackingUnavailable", "redact_uri", "resolve_tracking_uri", "ui_hint
 
 ROLE, SWEEP, SEED, TRIAL_ID = "jepa.role", "jepa.sweep", "jepa.seed", "jepa.trial_id"
 CONFIG_ID, FAILURE_REASON = "jepa.config_id", "jepa.failure_reason"
+# Which profile a sweep ran (gpu | cpu | smoke) and why (--profile, or the cluster's GPUs): parent-run tags.
+PROFILE, PROFILE_REASON = "jepa.profile", "jepa.profile_reason"
 PARENT = "mlflow.parentRunId"
 # What ``probe_acc`` / ``knn_acc`` mean in a run. "2": scored on a validation split carved from the training
 # split, with ``test_probe_acc`` / ``test_knn_acc`` on the test split at the last epoch. Runs without the tag
@@ -342,16 +344,18 @@ def environment_tags() -> dict[str, str]:
 
 
 def sweep_tags(
-    name: str, swept: list[str], metric: str, goal: str, device: str, smoke: bool
+    name: str, swept: list[str], metric: str, goal: str, device: str, profile: str
 ) -> dict[str, str]:
-    """The parent run's tags (DESIGN.md's MLflow layout, read back by the report)."""
+    """The parent run's tags (DESIGN.md's MLflow layout, read back by the report); ``profile``: gpu, cpu or
+    smoke (``jepa.smoke`` stays for readers of older sweeps)."""
     return {
         SWEEP: name,
         "jepa.swept_params": json.dumps(swept),
         "jepa.metric": metric,
         "jepa.metric_goal": goal,
         "jepa.device": device,
-        "jepa.smoke": str(smoke).lower(),
+        PROFILE: profile,
+        "jepa.smoke": str(profile == "smoke").lower(),
         METRICS_VERSION: CURRENT_METRICS_VERSION,
         **environment_tags(),
     }

@@ -54,8 +54,9 @@ def test_cli__dry_run_prints_table_and_estimate(tmp_path: Path) -> None:
     proc = cli(str(REPO / "sweeps" / "mask_ratio.yaml"), "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["#", "config_id", "mask.ratio", "seed"]
-    assert len([ln for ln in lines[1:] if ln[:1].isdigit()]) == 9
+    assert lines[0].startswith("profile ")  # which profile a run here would pick, and why
+    assert lines[1].split() == ["#", "config_id", "mask.ratio", "seed"]
+    assert len([ln for ln in lines[2:] if ln[:1].isdigit()]) == 9
     assert "estimated wall time" in proc.stdout and "expected runtime" in proc.stdout
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "ray_results").exists()
 

@@ -25,7 +25,7 @@ def test_plan_sweep__grid_expands_configs_times_seeds(tmp_path: Path) -> None:
 
 def test_plan_sweep__layers_preset_overrides_smoke_then_set(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, BASE))
-    plan = plan_sweep(spec, smoke=True, sets={"train.epochs": 2, "optim.lr": 0.01})
+    plan = plan_sweep(spec, profile="smoke", sets={"train.epochs": 2, "optim.lr": 0.01})
     t = plan.trials[5]
     cfg = plan.trial_config(t.params, t.seed).to_flat()
     assert cfg["model.embed_dim"] == 128  # preset
@@ -59,7 +59,7 @@ def test_plan_sweep__random_is_seeded_and_shared_by_seeds(tmp_path: Path) -> Non
         assert 0.2 <= t.params["mask.ratio"] <= 0.6 and t.params["predictor.depth"] in (1, 2, 3)
     configs = [t.params for t in first.trials if t.seed == 0]
     assert [t.params for t in first.trials if t.seed == 2] == configs
-    smoke = plan_sweep(load_spec(path), smoke=True)
+    smoke = plan_sweep(load_spec(path), profile="smoke")
     assert smoke.num_trials == 6 and [t.params for t in smoke.trials if t.seed == 0] == configs[:2]
 
 
@@ -88,4 +88,4 @@ def test_plan_sweep__bad_set_is_named(tmp_path: Path, sets: dict, expected: str)
 def test_plan_sweep__smoke_needs_a_smoke_section(tmp_path: Path) -> None:
     path = write(tmp_path, BASE.split("smoke:")[0])
     with pytest.raises(SpecError, match="'smoke'"):
-        plan_sweep(load_spec(path), smoke=True)
+        plan_sweep(load_spec(path), profile="smoke")

@@ -43,7 +43,7 @@ def write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_sweeps__validate_with_and_without_smoke(path: Path) -> None:
     spec = load_spec(path)
-    full, smoke = plan_sweep(spec), plan_sweep(spec, smoke=True)
+    full, smoke = plan_sweep(spec), plan_sweep(spec, profile="smoke")
     assert spec.preset == "fmnist_gpu" and spec.expected_runtime and spec.resources.gpu > 0
     assert smoke.resources.gpu == 0 and smoke.resources.cpu == 1
     if spec.method == "grid":
@@ -148,6 +148,23 @@ MALFORMED = {
         "model.num_heads",
     ),
     "grid_smoke_num_samples": (BASE.replace("smoke:\n", "smoke:\n  num_samples: 2\n"), "'smoke.num_samples'"),
+    "cpu_section_of_a_cpu_sweep": (
+        BASE + "cpu:\n  overrides: {train.epochs: 1}\n",
+        "key 'cpu': this sweep's",
+    ),
+    "cpu_section_with_a_gpu": (
+        BASE + "resources: {gpu: 1}\ncpu:\n  resources: {cpu: 1, gpu: 0.5}\n",
+        "'cpu.resources.gpu'",
+    ),
+    "grid_cpu_num_samples": (BASE + "resources: {gpu: 1}\ncpu:\n  num_samples: 2\n", "'cpu.num_samples'"),
+    "cpu_override_of_swept_key": (
+        BASE + "resources: {gpu: 1}\ncpu:\n  overrides: {predictor.depth: 3}\n",
+        "'cpu.overrides.predictor.depth'",
+    ),
+    "bad_cpu_override_value": (
+        BASE + "resources: {gpu: 1}\ncpu:\n  overrides: {train.epochs: -1}\n",
+        "'cpu.overrides.train.epochs'",
+    ),
     "negative_max_failures": (BASE + "max_failures: -1\n", "'max_failures'"),
     "zero_concurrency": (BASE + "max_concurrent_trials: 0\n", "'max_concurrent_trials'"),
     "name_with_slash": (BASE.replace("name: unit", "name: a/b"), "'name'"),

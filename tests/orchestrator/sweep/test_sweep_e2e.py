@@ -123,6 +123,13 @@ def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
     assert ptags["jepa.sweep"] == "e2e_local" and ptags["jepa.swept_params"] == '["mask.ratio"]'
     assert ptags["jepa.metric"] == "probe_acc" and ptags["jepa.metric_goal"] == "maximize"
     assert {"jepa.git_sha", "jepa.host", "jepa.device"} <= set(ptags)
+    # The profile it ran, and why, on the parent run as in the sweep's first line.
+    assert (ptags["jepa.profile"], ptags["jepa.profile_reason"], ptags["jepa.smoke"]) == (
+        "smoke",
+        "--smoke",
+        "true",
+    )
+    assert proc.stdout.splitlines()[0].startswith("profile smoke (--smoke): the sweep file's smoke section")
     assert {"sweep.yaml", "trials.json", "trials.txt"} <= set(rest.artifacts(parent_id))
 
     children = children_of(runs, parent_id)
