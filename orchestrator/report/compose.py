@@ -102,6 +102,7 @@ class _Composer:
             f"Git SHA `{info.git_sha or 'unknown'}`",
             f"Machine: host `{info.host or 'unknown'}`, device `{info.device or 'unknown'}`; trials ran on "
             f"{devices}. Every time and throughput below was measured there.",
+            f"Profile: {info.profile or 'not recorded'}",
             f"Metric `{info.metric}` ({info.goal}); swept: {swept}; seeds: {seeds}",
             self._split_line(),
             f"Trials: {len(trials)} — {completed} ran to their last epoch, {stopped} stopped early by the "

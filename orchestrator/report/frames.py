@@ -46,9 +46,17 @@ class SweepInfo:
     git_sha: str | None
     host: str | None
     device: str | None
+    profile: str | None  # gpu | cpu | smoke, with why (sweeps before profiles: None, or "smoke")
     status: str | None
     start_time: pd.Timestamp | None
     end_time: pd.Timestamp | None
+
+
+def _profile(parent: pd.Series) -> str | None:
+    """``cpu (the Ray cluster has no GPU)``: the profile a sweep ran and why, from its parent run's tags."""
+    profile = _tag(parent, "jepa.profile") or ("smoke" if _tag(parent, "jepa.smoke") == "true" else None)
+    why = _tag(parent, "jepa.profile_reason")
+    return f"{profile} ({why})" if profile and why else profile
 
 
 # --------------------------------------------------------------------------------------------- casting
@@ -142,6 +150,7 @@ def sweep_info(runs: pd.DataFrame, parent_run_id: str | None = None) -> SweepInf
         git_sha=_tag(parent, "jepa.git_sha"),
         host=_tag(parent, "jepa.host"),
         device=_tag(parent, "jepa.device"),
+        profile=_profile(parent),
         status=None if pd.isna(parent.get("status")) else str(parent.get("status")),
         start_time=None if pd.isna(start) else start,
         end_time=None if pd.isna(end) else end,

@@ -108,7 +108,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         tags={
             "jepa.role": "sweep", "jepa.sweep": "ema_momentum", "jepa.swept_params": '["ema.momentum_start"]',
             "jepa.metric": "probe_acc", "jepa.metric_goal": "maximize", "jepa.git_sha": "deadbeef",
-            "jepa.host": "testhost", "jepa.device": "cpu",
+            "jepa.host": "testhost", "jepa.device": "cpu", "jepa.profile": "cpu",
+            "jepa.profile_reason": "the Ray cluster has no GPU",
         },
     ).info.run_id  # fmt: skip
     runs: dict[str, str] = {}

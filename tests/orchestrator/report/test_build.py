@@ -160,6 +160,7 @@ def test_build_sweep_report__files_and_content(store: dict[str, Any], tmp_path: 
         assert f"| {value} |" in md
     assert "RuntimeError: CUDA out of memory in epoch 2" in md and "yes (RankMe flag)" in md
     assert "Git SHA `deadbeef`" in md and "host `testhost`" in md
+    assert "Profile: cpu (the Ray cluster has no GPU)" in md  # which sizing of the sweep ran, and why
     # Metrics vs the parameter, its seeds, learning curves and RankMe.
     assert page.count("data:image/png;base64,") == 4 and '<table class="dataframe">' in page
     plots = {f"ema_momentum_start_{kind}.png" for kind in ("metrics", "seeds", "learning")}

@@ -54,6 +54,32 @@ def test_shipped_sweeps__validate_with_and_without_smoke(path: Path) -> None:
     assert device == "cpu" and conc == 2 and seconds is not None and seconds < 300
 
 
+# The slower 2-core machine kind seen (AMD EPYC without AVX-512): 110-126 GFLOP/s over 2 threads at 2048^3.
+SLOW_CPU_GFLOPS_PER_THREAD = 55.0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*SHIPPED, REPO / "sweeps" / "target_size_cpu.yaml"],
+    ids=[p.name for p in SHIPPED] + ["target_size_cpu.yaml"],
+)
+def test_shipped_sweeps__cpu_profile_is_a_real_experiment_within_45_minutes_on_the_slow_kind(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.sweep.estimate as estimate
+
+    monkeypatch.setattr(estimate, "cpu_thread_gflops", lambda: SLOW_CPU_GFLOPS_PER_THREAD)
+    spec = load_spec(path)
+    cpu = plan_sweep(spec, profile="cpu")
+    assert cpu.resources.gpu == 0 and cpu.profile.expected_runtime
+    cfg = cpu.trial_config({p.key: (p.values or (p.min,))[0] for p in spec.parameters}, spec.seeds[0])
+    # Real data (no subset), the 7 x 7 patch grid, more than a pipeline check's epochs.
+    assert cfg.data.subset is None and cfg.data.image_size // cfg.model.patch_size >= 7
+    assert cfg.train.device == "cpu" and cfg.train.epochs >= 2 and len(spec.seeds) >= 2
+    seconds, device, conc = sweep_estimate(cpu, 2.0, 0)
+    assert device == "cpu" and conc == 2 and seconds is not None and seconds <= 45 * 60, seconds
+
+
 def test_shipped_sweeps__cover_the_three_questions() -> None:
     swept = {p.name: load_spec(p).swept_keys for p in SHIPPED}
     assert swept["ema_momentum.yaml"] == ["ema.momentum_start"]
