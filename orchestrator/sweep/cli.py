@@ -103,7 +103,7 @@ def _interrupted_run(args: argparse.Namespace, plans: ProfilePlans, storage: Pat
         )
     if interrupted is not None:
         state = read_state(interrupted)
-        started = state_profile(state)
+        started = state_profile(state, plans.spec.main_profile)
         sets = plans.sets
         if plans.requested not in (None, started) or state.get("sets") != sets:
             raise SpecError(

@@ -279,7 +279,7 @@ def _chosen_plan(plans: ProfilePlans, interrupted: Path | None, gpus: float) -> 
     """The plan of the profile this run uses, and why: a resumed sweep keeps its own; a new one follows
     ``--profile``, else the cluster's GPUs. Raises SpecError (``--profile gpu`` without a GPU)."""
     if interrupted is not None:
-        profile = state_profile(read_state(interrupted))
+        profile = state_profile(read_state(interrupted), plans.spec.main_profile)
         return plans.by_profile[profile], "the interrupted run's profile"
     profile, why = choose_profile(plans.spec, plans.requested, gpus, "the Ray cluster")
     return plans.by_profile[profile], why

@@ -23,9 +23,10 @@ def write_state(experiment_dir: Path, state: dict[str, Any]) -> None:
     (experiment_dir / STATE_FILE).write_text(json.dumps(state, indent=1))
 
 
-def state_profile(state: dict[str, Any]) -> str:
-    """The profile a sweep ran (state files written before profiles existed hold only ``smoke``)."""
-    return state.get("profile") or ("smoke" if state.get("smoke") else "gpu")
+def state_profile(state: dict[str, Any], main_profile: str) -> str:
+    """The profile a sweep ran. State files written before profiles existed hold only ``smoke``: without it
+    the sweep ran its file as written, ``main_profile`` (``SweepSpec.main_profile``)."""
+    return state.get("profile") or ("smoke" if state.get("smoke") else main_profile)
 
 
 def find_interrupted(storage: Path, name: str) -> Path | None:

@@ -96,3 +96,21 @@ def test_cli__dry_run_on_a_machine_without_a_gpu_picks_the_cpu_profile(tmp_path,
     first = proc.stdout.splitlines()[0]
     assert first.startswith("profile cpu (this machine has no GPU): the sweep file's cpu section"), first
     assert "(profile cpu)" in proc.stdout and "expected runtime (sweep file, measured)" in proc.stdout
+
+
+def test_main__resume_keeps_the_profile_the_sweep_started_with(tmp_path, capsys) -> None:
+    import json
+
+    from orchestrator.sweep.cli import main
+    from orchestrator.sweep.state import STATE_FILE, state_profile
+
+    path = write(tmp_path, GPU_SWEEP)
+    run = tmp_path / "results" / "unit-smoke-20261202-000000"
+    run.mkdir(parents=True)
+    state = {"name": "unit", "status": "running", "parent_run_id": "p", "profile": "smoke", "sets": {}}
+    (run / STATE_FILE).write_text(json.dumps(state))
+    assert main([str(path), "--resume", "--profile", "cpu", "--storage-path", str(tmp_path / "results")]) == 2
+    assert "the interrupted run used --profile smoke" in capsys.readouterr().err
+    # State files written before profiles hold only the smoke flag.
+    assert state_profile({"smoke": True}, "gpu") == "smoke"
+    assert state_profile({"smoke": False}, "cpu") == "cpu"
