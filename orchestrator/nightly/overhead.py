@@ -9,7 +9,6 @@ ratio is the orchestrator's cost, not a difference in parallelism.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import yaml
 
 from orchestrator.nightly.suite import OverheadSpec
 from orchestrator.nightly.yardstick import TorchThreads
+from orchestrator.sweep.overhead import parse_overhead_line
 from orchestrator.tracking.runs import one_line
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def measure_overhead(
 
     sweep_file = work / "overhead_sweep.yaml"
     sweep_file.write_text(overhead_sweep_text(spec, f"{experiment}-overhead"))
-    plan = plan_sweep(load_spec(sweep_file), smoke=True)
+    plan = plan_sweep(load_spec(sweep_file), profile="smoke")
     # The sweep's trainable adds exactly these two keys to every trial config.
     extra = {"train.num_threads": spec.cpus, "train.progress": False}
 
@@ -124,14 +124,11 @@ def measure_overhead(
     }
 
 
-OVERHEAD_LINE = re.compile(r"^overhead: start-up ([\d.]+) s .*, wind-down ([\d.]+) s ", re.MULTILINE)
-
-
 def startup_winddown(sweep_log: str) -> dict[str, float]:
     """``overhead.startup_s`` and ``overhead.winddown_s`` from the sweep's own ``overhead:`` closing line
     (command to the first trial's first step; last trial's last epoch to the end, here without a report);
     empty when the line is missing (a sweep older than the line)."""
-    found = OVERHEAD_LINE.search(sweep_log)
+    found = parse_overhead_line(sweep_log)
     if found is None:
         return {}
-    return {"overhead.startup_s": float(found[1]), "overhead.winddown_s": float(found[2])}
+    return {"overhead.startup_s": found[0], "overhead.winddown_s": found[1]}

@@ -1,5 +1,6 @@
-"""Sweeps: a sweep file (``spec``) planned into trials (``plan``), costed (``estimate``), run on Ray Tune
-(``tuner``, ``trainable``) by the command line (``cli``, ``run``).
+"""Sweeps: a sweep file (``spec``) planned into trials (``plan``) in one of its sizes (``profiles``: gpu,
+cpu, smoke), costed (``estimate``), run on Ray Tune (``tuner``, ``trainable``) by the command line (``cli``,
+``run``), its time outside the trials measured (``overhead``).
 
 Only the Ray-free names are exported here, so ``import orchestrator.sweep`` (and ``--dry-run``) imports
 neither Ray nor MLflow nor torch.

@@ -24,40 +24,17 @@ import ray
 from jepa_core.config import dump_yaml
 from orchestrator.sweep.errors import SpecError
 from orchestrator.sweep.estimate import fmt_duration, sweep_estimate, trial_table
+from orchestrator.sweep.overhead import overhead_line, process_started_at
 from orchestrator.sweep.plan import SweepPlan, config_id, trial_label
 from orchestrator.sweep.profiles import ProfilePlans, choose_profile, profile_line
 from orchestrator.sweep.spec import Resources
 from orchestrator.sweep.state import read_state, state_profile, write_state
-from orchestrator.sweep.trainable import FIRST_STEP_KEY, REPORTED_KEY, TrialContext
+from orchestrator.sweep.trainable import TrialContext
 from orchestrator.sweep.tuner import ProgressPrinter, build_tuner, trial_params
 from orchestrator.tracking import retry as tracking_retry
 from orchestrator.tracking import runs as tracking
 from orchestrator.tracking import ui as mlflow_ui
 from orchestrator.tracking.store import StoreCreation, StoreError
-
-
-def process_started_at() -> float:
-    """When this process started (``time.time()`` scale): the command's start, interpreter start-up too."""
-    import psutil
-
-    return psutil.Process().create_time()
-
-
-def overhead_line(results: Any, started_at: float, now: float) -> str | None:
-    """``start-up X s (...), wind-down Y s (...)``: the sweep's cost outside its trials, or None when no trial
-    stepped (all resumed as finished, or failed before training).
-
-    Start-up runs from the command's start to the end of the first training step of any trial; wind-down from
-    the last result any trial reported (its last epoch) to ``now``, the closing lines.
-    """
-    firsts = [r.metrics[FIRST_STEP_KEY] for r in results if r.metrics and FIRST_STEP_KEY in r.metrics]
-    lasts = [r.metrics[REPORTED_KEY] for r in results if r.metrics and REPORTED_KEY in r.metrics]
-    if not firsts or not lasts:
-        return None
-    return (
-        f"overhead: start-up {min(firsts) - started_at:.1f} s (command to the first trial's first step), "
-        f"wind-down {now - max(lasts):.1f} s (the last trial's last epoch to this line)"
-    )
 
 
 def _trial_resources(plan: SweepPlan, cpus: float, gpus: float, joined: bool) -> Resources:

@@ -22,6 +22,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from orchestrator.sweep.overhead import FIRST_STEP_KEY, REPORTED_KEY
 from orchestrator.sweep.plan import SweepPlan, config_id, trial_label, trial_params
 from orchestrator.sweep.repeat import FAILED_KEY
 from orchestrator.tracking import runs as tracking
@@ -30,8 +31,6 @@ from orchestrator.tracking import ui as mlflow_ui
 RUN_ID_KEY = "mlflow_run_id"  # in the trainer checkpoint's extra state
 EPOCH_FILE = "epoch.txt"  # beside checkpoint.pt in each Tune checkpoint
 PENDING_FILE = "pending_metrics.json"  # beside it: epochs queued for MLflow, not yet confirmed stored
-FIRST_STEP_KEY = "first_step_at"  # in every Tune result: when this trial's process ended its first step
-REPORTED_KEY = "reported_at"  # and when the result was reported (both time.time())
 
 
 @dataclass(frozen=True)

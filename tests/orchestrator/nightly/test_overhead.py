@@ -16,7 +16,7 @@ def test_overhead_sweep_text__is_a_valid_smoke_sweep_of_one_trial_per_seed(tmp_p
     assert suite.overhead is not None
     path = tmp_path / "overhead.yaml"
     path.write_text(overhead_sweep_text(suite.overhead, "nightly-overhead"))
-    plan = plan_sweep(load_spec(path), smoke=True)
+    plan = plan_sweep(load_spec(path), profile="smoke")
     assert [t.seed for t in plan.trials] == list(suite.overhead.seeds)
     assert plan.max_concurrent_trials == 1 and plan.resources.gpu == 0
     cfg = plan.trial_config(plan.trials[0].params, plan.trials[0].seed)

@@ -108,8 +108,7 @@ def test_redact_uri__hides_password() -> None:
 def test_overhead_line__first_step_of_any_trial_and_its_last_report() -> None:
     from types import SimpleNamespace
 
-    from orchestrator.sweep.run import overhead_line
-    from orchestrator.sweep.trainable import FIRST_STEP_KEY, REPORTED_KEY
+    from orchestrator.sweep.overhead import FIRST_STEP_KEY, REPORTED_KEY, overhead_line, parse_overhead_line
 
     results = [
         SimpleNamespace(metrics={FIRST_STEP_KEY: 112.0, REPORTED_KEY: 150.0}),
@@ -122,3 +121,5 @@ def test_overhead_line__first_step_of_any_trial_and_its_last_report() -> None:
         "wind-down 4.5 s (the last trial's last epoch to this line)"
     )
     assert overhead_line([SimpleNamespace(metrics={REPORTED_KEY: 1.0})], 0.0, 2.0) is None  # never stepped
+    assert parse_overhead_line(f"report: x\n{line}\nmlflow ui ...") == (10.5, 4.5)  # what the nightly reads
+    assert parse_overhead_line("overhead: start-up soon") is None
