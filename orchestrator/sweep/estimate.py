@@ -21,9 +21,12 @@ from jepa_core.config import Config, default_val_size
 from orchestrator.sweep.plan import SweepPlan
 
 # ---- cost estimate --------------------------------------------------------------------------------
-# A one-thread trial's FLOPs per second over this machine's one-thread matmul rate (cpu_thread_gflops), and
-# what each further thread adds: fitted on the 2-core AMD EPYC (fmnist_cpu-sized ViTs, 1 and 2 threads).
-CPU_TRIAL_EFFICIENCY = 0.4
+# A one-thread trial's training FLOPs per second over this machine's one-thread matmul rate
+# (cpu_thread_gflops), by encoder width: narrow ViTs spend more of their time in memory-bound work (norms,
+# softmax, GELU). Measured on the 2-core AMD EPYC (86 GFLOP/s per thread), 1-thread trials 2 at a time:
+# 64-wide on the 7 x 7 grid 0.28 (293 img/s), 128-wide on 4 x 4 0.40 (427 img/s), 256-wide on 4 x 4 0.46
+# (186 img/s). Interpolated in log2(width), flat outside. And what each further thread adds (fmnist_cpu).
+CPU_TRIAL_EFFICIENCY = ((64, 0.28), (128, 0.40), (256, 0.46))
 CPU_EXTRA_THREAD_GAIN = 0.5
 CPU_FALLBACK_GFLOPS_PER_THREAD = 60.0  # when the matmul cannot be timed: the 2-core AMD EPYC's rate
 GPU_TFLOPS = 20.0  # fmnist_gpu alone on one H100 (bf16, torch 2.11): 4.5 s per 60k-image epoch
@@ -100,14 +103,27 @@ def cpu_thread_gflops() -> float:
         return CPU_FALLBACK_GFLOPS_PER_THREAD
 
 
-def cpu_trial_gflops(threads: float) -> float:
-    """The GFLOP/s a CPU trial with ``threads`` threads achieves on this machine (an estimate).
+def cpu_efficiency(width: int) -> float:
+    """The fraction of the one-thread matmul rate a trial of this encoder width reaches (interpolated)."""
+    points = CPU_TRIAL_EFFICIENCY
+    x = math.log2(max(1, width))
+    if x <= math.log2(points[0][0]):
+        return points[0][1]
+    for (w0, e0), (w1, e1) in zip(points, points[1:], strict=False):
+        x0, x1 = math.log2(w0), math.log2(w1)
+        if x <= x1:
+            return e0 + (e1 - e0) * (x - x0) / (x1 - x0)
+    return points[-1][1]
+
+
+def cpu_trial_gflops(threads: float, width: int = 128) -> float:
+    """The GFLOP/s a CPU trial with ``threads`` threads and this encoder width achieves on this machine.
 
     Small ViTs scale poorly across threads (2 threads ran ``fmnist_cpu`` 1.5x faster than 1), so a second
     thread adds ``CPU_EXTRA_THREAD_GAIN`` of the first one's rate.
     """
     extra = max(1, int(threads)) - 1
-    return cpu_thread_gflops() * CPU_TRIAL_EFFICIENCY * (1 + CPU_EXTRA_THREAD_GAIN * extra)
+    return cpu_thread_gflops() * cpu_efficiency(width) * (1 + CPU_EXTRA_THREAD_GAIN * extra)
 
 
 def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
@@ -115,7 +131,7 @@ def trial_seconds(cfg: Config, device: str, cpus: float) -> float | None:
     flops = trial_flops(cfg)
     if flops is None:
         return None
-    rate = GPU_TFLOPS * 1e12 if device == "gpu" else cpu_trial_gflops(cpus) * 1e9
+    rate = GPU_TFLOPS * 1e12 if device == "gpu" else cpu_trial_gflops(cpus, cfg.model.embed_dim) * 1e9
     return TRIAL_SETUP_S[device] + sum(flops) / rate + _evaluations(cfg) * EVAL_FIXED_S[device]
 
 

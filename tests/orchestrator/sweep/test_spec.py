@@ -73,8 +73,8 @@ def test_shipped_sweeps__cpu_profile_is_a_real_experiment_within_45_minutes_on_t
     cpu = plan_sweep(spec, profile="cpu")
     assert cpu.resources.gpu == 0 and cpu.profile.expected_runtime
     cfg = cpu.trial_config({p.key: (p.values or (p.min,))[0] for p in spec.parameters}, spec.seeds[0])
-    # Real data (no subset), the 7 x 7 patch grid, more than a pipeline check's epochs.
-    assert cfg.data.subset is None and cfg.data.image_size // cfg.model.patch_size >= 7
+    # Real data (at least half the training split), the 7 x 7 patch grid, more than a pipeline check's epochs.
+    assert (cfg.data.subset or 60000) >= 30000 and cfg.data.image_size // cfg.model.patch_size >= 7
     assert cfg.train.device == "cpu" and cfg.train.epochs >= 2 and len(spec.seeds) >= 2
     seconds, device, conc = sweep_estimate(cpu, 2.0, 0)
     assert device == "cpu" and conc == 2 and seconds is not None and seconds <= 45 * 60, seconds
