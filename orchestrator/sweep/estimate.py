@@ -227,5 +227,5 @@ def cost_summary(plan: SweepPlan, cpus: float, gpus: float) -> str:
                 f"{gpu_conc} trials at a time"
             )
     if plan.profile.expected_runtime:
-        lines.append(f"expected runtime (sweep file, measured): {plan.profile.expected_runtime}")
+        lines.append(f"expected runtime (sweep file): {plan.profile.expected_runtime}")
     return "\n".join(lines)
