@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from jepa_core.config import ConfigError, flatten, read_yaml
+from jepa_core.config import PRESETS, ConfigError, flatten, read_yaml
 from orchestrator.nightly.schema import (
     ERROR_TYPE,
     MeasuredSections,
@@ -202,11 +202,11 @@ def _settings(sections: dict[str, Any]) -> dict[str, Any]:
         if spec is None:
             return None
         out = {k: v for k, v in vars(spec).items() if k not in UNMEASURED}
-        return {
-            **out,
-            "preset": spec.trainer.preset,
-            "overrides": dict(sorted(spec.trainer.overrides.items())),
-        }
+        out["preset"] = spec.trainer.preset
+        out["overrides"] = dict(sorted(spec.trainer.overrides.items()))
+        if spec.trainer.preset:  # what the name stands for: a preset redefined starts a new baseline
+            out["preset_settings"] = dict(sorted(PRESETS[spec.trainer.preset].items()))
+        return out
 
     return {
         "bench": [plain(b) for b in sections["bench"]],

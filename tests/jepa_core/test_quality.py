@@ -24,7 +24,7 @@ OVERRIDES_ENV = "JEPA_QUALITY_SET"
 
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory) -> dict[str, float]:
-    """Trains fmnist_cpu once (~9 minutes on 2 CPU cores) and measures both baselines on the same images.
+    """Trains fmnist_cpu once (14 min on the 2-vCPU AMD EPYC) and measures both baselines on the same images.
 
     All three figures are linear probes fitted on the same training images outside the validation split and
     scored on the same official test images: the trainer's ``test_probe_acc`` for the trained and the

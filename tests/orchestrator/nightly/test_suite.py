@@ -33,6 +33,19 @@ def test_load_suite__fingerprint_ignores_tolerances_but_not_settings(tmp_path: P
     assert a.fingerprint == b.fingerprint != c.fingerprint
 
 
+def test_load_suite__a_preset_redefined_under_the_same_name_changes_the_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The suite names a preset; what it measures is what the name stands for today.
+    from jepa_core.config import PRESETS
+
+    suite = {**TINY_SUITE, "bench": {"cpu": {"preset": "fmnist_cpu", "steps": 2}}}
+    path = write_yaml(tmp_path / "suite.yaml", suite)
+    before = load_suite(path).fingerprint
+    monkeypatch.setitem(PRESETS, "fmnist_cpu", {**PRESETS["fmnist_cpu"], "model.depth": 9})
+    assert load_suite(path).fingerprint != before
+
+
 def test_load_suite__the_fingerprint_and_settings_of_a_fixed_suite_do_not_drift(tmp_path: Path) -> None:
     # The fingerprint links nights in MLflow (tag jepa.nightly.suite): computing it differently would start
     # a new baseline on every machine without a word. Computed by the code before the pydantic schema.
