@@ -117,13 +117,18 @@ def build_tuner(
 
 
 class ProgressPrinter(tune.Callback):
-    """A concise live view: one line per finished or failed trial, and a status table every ``every_s``.
+    """A concise live view: one line per finished or failed trial, a status table at most every ``every_s``
+    when a trial started or reported, and between them a one-line heartbeat every ``heartbeat_s``.
 
-    It is pickled with the experiment and restored by ``--resume``, so it holds only plain data.
+    A CPU trial can take minutes to its first epoch: the heartbeat says the sweep is alive and what runs, in
+    one short line, so a log file does not sit silent. It is pickled with the experiment and restored by
+    ``--resume``, so it holds only plain data (``heartbeat_s`` is a class default for older pickles).
     """
 
-    def __init__(self, plan: SweepPlan, every_s: float = 20.0) -> None:
-        self.plan, self.every_s = plan, every_s
+    heartbeat_s: float = 60.0
+
+    def __init__(self, plan: SweepPlan, every_s: float = 20.0, heartbeat_s: float = 60.0) -> None:
+        self.plan, self.every_s, self.heartbeat_s = plan, every_s, heartbeat_s
         self._start = self._last = 0.0
         self._dirty = False
         self._epochs: dict[str, int] = {}
@@ -150,6 +155,9 @@ class ProgressPrinter(tune.Callback):
             f"{self._elapsed()} sweep {self.plan.spec.name}: {self.plan.num_trials} trials; "
             f"a status table every {self.every_s:.0f} s"
         )
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._dirty = True
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self._dirty = True
@@ -193,17 +201,35 @@ class ProgressPrinter(tune.Callback):
         )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if self._dirty and time.monotonic() - self._last >= self.every_s:
+        quiet_s = time.monotonic() - self._last
+        if self._dirty and quiet_s >= self.every_s:
             self._out(self.table(trials))
-            self._last, self._dirty = time.monotonic(), False
+        elif not self._dirty and quiet_s >= self.heartbeat_s:
+            self._out(self.heartbeat(trials))
+        else:
+            return
+        self._last, self._dirty = time.monotonic(), False
+
+    def heartbeat(self, trials: list) -> str:
+        """``[0:03:00] 2 running, 7 pending; no new epoch in 60 s; running: a=1 seed=0 (epoch 0/2), ...``."""
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        quiet = int(time.monotonic() - self._last)
+        running = [
+            f"{self._label(t)} (epoch {(t.last_result or {}).get('epoch', 0)}/{self._planned_epochs(t)})"
+            for t in trials
+            if t.status == "RUNNING"
+        ]
+        line = f"{self._elapsed()} {summary}; no new epoch in {quiet} s"
+        return line + (f"; running: {', '.join(running)}" if running else "")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._out(self.table(trials))
 
     def table(self, trials: list) -> str:
         """The status line (trials by state) over one row per trial: label, status, epoch, metric, loss."""
-        import pandas as pd
-
         metric = self.plan.spec.metric
         counts: dict[str, int] = {}
         rows = []
@@ -220,7 +246,15 @@ class ProgressPrinter(tune.Callback):
                     f"{r['train_loss']:.4f}" if isinstance(r.get("train_loss"), (int, float)) else "-",
                 )
             )
-        frame = pd.DataFrame(rows, columns=["trial", "status", "epoch", metric, "train_loss"])
-        text = frame.to_markdown(index=False, tablefmt="plain", disable_numparse=True, stralign="left")
+        text = _plain_table(("trial", "status", "epoch", metric, "train_loss"), rows)
         summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         return "\n".join([f"{self._elapsed()} {summary}", *(f"  {line}" for line in text.splitlines())])
+
+
+def _plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns two spaces apart (no pandas: the live view must not pause Tune's loop for an
+    import)."""
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (header, *rows)
+    )

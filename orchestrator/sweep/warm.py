@@ -4,12 +4,14 @@
   timm and MLflow as its process starts, while Ray is still handing it the trial, instead of when
   :func:`orchestrator.sweep.trainable.run_trial` first needs them.
 - :class:`ReportPreloader` imports the report's modules (pandas, matplotlib, scipy: seconds on 2 cores) in
-  the driver once the first trial has reported, while trials train, instead of after the last one.
+  the driver once the first trial has reported, on a thread while trials train, instead of after the last
+  one.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 from ray import tune
@@ -26,9 +28,11 @@ def import_trial_modules() -> None:
 
 
 class ReportPreloader(tune.Callback):
-    """Imports :data:`REPORT_MODULE` at the first trial result (once): the driver's loop pauses for it then,
-    while the trials go on training, and the report at the end starts at once. Holds no state worth pickling
-    (it is saved with the experiment): a resumed sweep imports again at its first result."""
+    """Imports :data:`REPORT_MODULE` at the first trial result (once), on a daemon thread: Tune's loop goes
+    on (a pause there of 1.5 s made Ray print four "may be a performance bottleneck" warnings into the
+    sweep's output), and the report at the end starts at once. Anything that needs the modules sooner waits
+    on Python's import lock. Holds no state worth pickling (it is saved with the experiment): a resumed sweep
+    imports again at its first result."""
 
     def __init__(self) -> None:
         self.done = False
@@ -38,7 +42,11 @@ class ReportPreloader(tune.Callback):
     ) -> None:
         if not self.done:
             self.done = True
-            try:
-                importlib.import_module(REPORT_MODULE)
-            except ImportError:  # the report says so itself, at the end
-                pass
+            threading.Thread(target=_import_report, name="report-preload", daemon=True).start()
+
+
+def _import_report() -> None:
+    try:
+        importlib.import_module(REPORT_MODULE)
+    except ImportError:  # the report says so itself, at the end
+        pass

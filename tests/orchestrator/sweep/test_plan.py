@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from jepa_core.config import PRESETS
 from orchestrator.sweep.plan import plan_sweep
 from orchestrator.sweep.spec import SpecError, load_spec
 from tests.orchestrator.sweep.test_spec import BASE, write
@@ -28,7 +29,8 @@ def test_plan_sweep__layers_preset_overrides_smoke_then_set(tmp_path: Path) -> N
     plan = plan_sweep(spec, profile="smoke", sets={"train.epochs": 2, "optim.lr": 0.01})
     t = plan.trials[5]
     cfg = plan.trial_config(t.params, t.seed).to_flat()
-    assert cfg["model.embed_dim"] == 128  # preset
+    preset = PRESETS["fmnist_cpu"]
+    assert (cfg["model.embed_dim"], cfg["model.depth"]) == (preset["model.embed_dim"], preset["model.depth"])
     assert cfg["data.subset"] == 500  # smoke
     assert cfg["train.epochs"] == 2  # --set beats the smoke and trainer overrides
     assert cfg["optim.lr"] == 0.01
