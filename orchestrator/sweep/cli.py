@@ -25,7 +25,7 @@ from pathlib import Path
 
 from jepa_core.config import ConfigError, parse_set
 from orchestrator.sweep.errors import SpecError
-from orchestrator.sweep.estimate import cost_summary, local_gpus, trial_table
+from orchestrator.sweep.estimate import cost_summary, local_gpus, start_cpu_timing, trial_table
 from orchestrator.sweep.profiles import (
     ProfilePlans,
     choose_profile,
@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if plans.requested in ("cpu", "smoke") or local_gpus() == 0:  # the estimate will need the CPU's rate
+        start_cpu_timing()
     from orchestrator.sweep.run import run_sweep
 
     return run_sweep(plans, args, storage, interrupted, store_creation=creation)

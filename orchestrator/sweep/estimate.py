@@ -82,24 +82,53 @@ def trial_flops(cfg: Config) -> tuple[float, float] | None:
     return train_flops, eval_images * target_enc
 
 
+_TIMING_CODE = "from jepa_core.machine import matmul_thread_gflops; print(matmul_thread_gflops())"
+_timing: subprocess.Popen[str] | None = None  # started ahead of need by start_cpu_timing
+
+
+def start_cpu_timing() -> None:
+    """Starts timing this machine's matmul in a child process now, so that :func:`cpu_thread_gflops` later
+    only collects the figure. The sweep calls it before Ray starts: the child's 2-3 s (torch's import and the
+    timing) then overlap Ray's start instead of delaying the estimate line, and the rate, per CPU-second,
+    is unaffected by Ray's processes sharing the cores. Does nothing when torch is loaded here already."""
+    global _timing
+    if _timing is not None or "torch" in sys.modules:
+        return
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    try:
+        _timing = subprocess.Popen(
+            [sys.executable, "-c", _TIMING_CODE],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+    except OSError:
+        _timing = None
+
+
 @functools.cache
 def cpu_thread_gflops() -> float:
     """This machine's fp32 matmul GFLOP per CPU-second on one thread (``jepa_core.machine``).
 
-    Timed in a child process (about 2 s, torch's import included) unless torch is loaded here already, so
-    ``--dry-run`` never imports torch; ``CPU_FALLBACK_GFLOPS_PER_THREAD`` if that fails.
+    Timed in a child process (about 2 s, torch's import included; started early by
+    :func:`start_cpu_timing`, or now) unless torch is loaded here already, so ``--dry-run`` never imports
+    torch; ``CPU_FALLBACK_GFLOPS_PER_THREAD`` if that fails.
     """
-    if "torch" in sys.modules:
+    if _timing is None and "torch" in sys.modules:
         from jepa_core.machine import matmul_thread_gflops
 
         return matmul_thread_gflops()
-    code = "from jepa_core.machine import matmul_thread_gflops; print(matmul_thread_gflops())"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start_cpu_timing()
+    if _timing is None:
+        return CPU_FALLBACK_GFLOPS_PER_THREAD
     try:
-        argv = [sys.executable, "-c", code]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
-        return float(out.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        out, _ = _timing.communicate(timeout=60)
+        return float(out.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        _timing.kill()
+        return CPU_FALLBACK_GFLOPS_PER_THREAD
+    except (OSError, ValueError, IndexError):
         return CPU_FALLBACK_GFLOPS_PER_THREAD
 
 

@@ -189,6 +189,8 @@ def _start_ray(address: str | None) -> bool:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # A failed attempt gets one line from ProgressPrinter; its traceback stays in the trial's error.txt.
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # Only the loggers build_tuner names (CSV and JSON): Tune's default TensorBoard one imports torch here.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     tracking.bound_http_retries()  # before Ray starts: its workers inherit the setting
     local = (
         {}

@@ -48,3 +48,19 @@ def test_cpu_thread_gflops__times_a_real_matmul_without_importing_torch_here() -
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout) != CPU_FALLBACK_GFLOPS_PER_THREAD  # measured, not the fallback
+
+
+def test_start_cpu_timing__the_rate_timed_ahead_is_collected_later_without_importing_torch_here() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from orchestrator.sweep import estimate; estimate.start_cpu_timing(); "
+        "child = estimate._timing; assert child is not None and 'torch' not in sys.modules; "
+        "r = estimate.cpu_thread_gflops(); assert child.returncode == 0 and estimate._timing is child; "
+        "assert 'torch' not in sys.modules; print(r)"
+    )
+    repo = Path(__file__).resolve().parents[3]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 1 < float(proc.stdout) < 10000 and float(proc.stdout) != CPU_FALLBACK_GFLOPS_PER_THREAD

@@ -101,6 +101,13 @@ def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
     found = parse_overhead_line(closing["overhead"])
     assert found, closing["overhead"]
     assert 0 < found[0] < 600 and 0 <= found[1] < 600
+    # Tune's CSV and JSON trial logs are kept; its TensorBoard logger (which imports torch into the driver)
+    # is not added.
+    trial_dirs = sorted((tmp_path / "ray_results").glob("*/run_trial_*"))
+    assert len(trial_dirs) == 3
+    for folder in trial_dirs:
+        assert (folder / "progress.csv").is_file() and (folder / "result.json").read_text().strip()
+        assert not list(folder.glob("events.out.tfevents*"))
     if not closing["report"].startswith("not written"):
         assert Path(closing["report"]).is_dir() and Path(closing["report"]).is_relative_to(
             tmp_path / "reports"
