@@ -89,8 +89,9 @@ _timing: subprocess.Popen[str] | None = None  # started ahead of need by start_c
 def start_cpu_timing() -> None:
     """Starts timing this machine's matmul in a child process now, so that :func:`cpu_thread_gflops` later
     only collects the figure. The sweep calls it before Ray starts: the child's 2-3 s (torch's import and the
-    timing) then overlap Ray's start instead of delaying the estimate line, and the rate, per CPU-second,
-    is unaffected by Ray's processes sharing the cores. Does nothing when torch is loaded here already."""
+    timing) then overlap Ray's start instead of delaying the estimate line. The rate counts the child's CPU
+    time, not wall time, so waiting for a core while Ray starts does not lower it. Does nothing when torch
+    is loaded here already."""
     global _timing
     if _timing is not None or "torch" in sys.modules:
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -219,18 +220,11 @@ class ProgressPrinter(tune.Callback):
         self._last, self._dirty = time.monotonic(), False
 
     def heartbeat(self, trials: list) -> str:
-        """``[0:03:00] 2 running, 7 pending; no new epoch in 60 s; running: a=1 seed=0 (epoch 0/2), ...``."""
-        counts: dict[str, int] = {}
-        for t in trials:
-            counts[t.status] = counts.get(t.status, 0) + 1
-        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        """``[0:03:00] 7 pending, 2 running; no new epoch in 60 s; running: a=1 seed=0 (epoch 0/2), ...``:
+        the seconds since the last line printed, in which no trial started or reported."""
         quiet = int(time.monotonic() - self._last)
-        running = [
-            f"{self._label(t)} (epoch {(t.last_result or {}).get('epoch', 0)}/{self._planned_epochs(t)})"
-            for t in trials
-            if t.status == "RUNNING"
-        ]
-        line = f"{self._elapsed()} {summary}; no new epoch in {quiet} s"
+        running = [f"{self._label(t)} (epoch {self._epoch_of(t)})" for t in trials if t.status == "RUNNING"]
+        line = f"{self._elapsed()} {_status_summary(trials)}; no new epoch in {quiet} s"
         return line + (f"; running: {', '.join(running)}" if running else "")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -239,24 +233,32 @@ class ProgressPrinter(tune.Callback):
     def table(self, trials: list) -> str:
         """The status line (trials by state) over one row per trial: label, status, epoch, metric, loss."""
         metric = self.plan.spec.metric
-        counts: dict[str, int] = {}
         rows = []
         for t in trials:
-            counts[t.status] = counts.get(t.status, 0) + 1
             r = t.last_result or {}
             value = r.get(metric)
             rows.append(
                 (
                     self._label(t),
                     t.status,
-                    f"{r.get('epoch', 0)}/{self._planned_epochs(t)}",
+                    self._epoch_of(t),
                     f"{value:.4f}" if isinstance(value, (int, float)) else "-",
                     f"{r['train_loss']:.4f}" if isinstance(r.get("train_loss"), (int, float)) else "-",
                 )
             )
         text = _plain_table(("trial", "status", "epoch", metric, "train_loss"), rows)
-        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        return "\n".join([f"{self._elapsed()} {summary}", *(f"  {line}" for line in text.splitlines())])
+        lines = [f"{self._elapsed()} {_status_summary(trials)}", *(f"  {line}" for line in text.splitlines())]
+        return "\n".join(lines)
+
+    def _epoch_of(self, trial: Any) -> str:
+        """``epoch/planned`` of a trial: its last reported epoch (0 before the first) over its schedule."""
+        return f"{(trial.last_result or {}).get('epoch', 0)}/{self._planned_epochs(trial)}"
+
+
+def _status_summary(trials: list) -> str:
+    """``7 pending, 2 running``: trials counted by Tune status, in the statuses' alphabetical order."""
+    counts = Counter(t.status for t in trials)
+    return ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
 
 
 def _plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
