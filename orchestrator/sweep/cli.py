@@ -176,6 +176,16 @@ def _check_services(uri: str, address: str | None) -> None:
         )
 
 
+def _name_local_token_auth(address: str | None) -> None:
+    """A local cluster keeps Ray's default, token authentication, named explicitly (``RAY_AUTH_MODE=token``).
+    Left unset, Ray turns it on itself and says so in a WARNING line, which was the first line of every sweep.
+    Ray reads the variable once, when it is imported (set later, ``ray.init`` fails to authenticate), so this
+    runs before ``import ray``; a value the user set is kept, as is Ray's own way where Ray is imported
+    already (a test process)."""
+    if not address and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Validates every input, output folder and the tracking store, then runs the sweep; the exit status."""
     # Both import only the standard library: the checks below finish before Ray or MLflow is imported.
@@ -209,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if plans.requested in ("cpu", "smoke") or local_gpus() == 0:  # the estimate will need the CPU's rate
         start_cpu_timing()
+    _name_local_token_auth(address)
     from orchestrator.sweep.run import run_sweep
 
     return run_sweep(plans, args, storage, interrupted, store_creation=creation)

@@ -94,6 +94,10 @@ def test_sweep__smoke_on_local_ray_reads_back_through_mlflow_server(
     proc = run_sweep([str(sweep), "--smoke"], cwd=tmp_path, env=proc_env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     closing = last_lines(proc)
+    # The sweep's first line is its own (the profile it runs), not Ray's WARNING that it turned token
+    # authentication on: the local cluster names that default explicitly.
+    assert proc.stdout.startswith("profile smoke (--smoke): "), proc.stdout[:300]
+    assert "WARNING" not in proc.stderr, proc.stderr[:1000]
     db = tmp_path / "mlflow.db"
     assert closing["ui"] == f"mlflow ui --backend-store-uri sqlite:///{db} --host 127.0.0.1 --port 5000"
     assert "finished: mask.ratio=0.4 seed=0" in proc.stdout  # the live progress display
