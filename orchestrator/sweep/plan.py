@@ -22,7 +22,7 @@ from orchestrator.sweep.errors import SpecError, key_error, suggest
 from orchestrator.sweep.fields import CONFIG_KEYS
 from orchestrator.sweep.spec import ParamSpec, Profile, Resources, SweepSpec
 
-TRIAL_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater: which of the seeds this repeat is
+TRIAL_INDEX = "__trial_index__"  # set by repeat.SeedRepeater, as by Tune's Repeater: which seed this is
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class SweepPlan:
 def trial_params(config: dict[str, Any], plan: SweepPlan) -> tuple[dict[str, Any], int]:
     """A Tune trial config -> (swept values, seed), for either shape of ``tuner.search_space``: grid and
     random trials carry ``params`` and ``seed``; an optuna trial carries its suggested values by key and the
-    Repeater's index of its seed."""
+    SeedRepeater's index of its seed."""
     if "params" in config:
         return dict(config["params"]), int(config["seed"])
     params = {k: config[k] for k in plan.spec.swept_keys}

@@ -26,7 +26,7 @@ from orchestrator.sweep.warm import ReportPreloader
 
 def search_space(plan: SweepPlan) -> dict[str, Any]:
     """Tune's ``param_space``: grid and random run the trial table as grids of configurations x seeds;
-    optuna gets one Tune domain per parameter (seeds come from the Repeater index)."""
+    optuna gets one Tune domain per parameter (seeds come from SeedRepeater's index)."""
     spec = plan.spec
     if spec.method != "optuna":
         configs: list[dict[str, Any]] = []

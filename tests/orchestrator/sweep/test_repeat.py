@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
 import optuna
-from ray.tune.search import Searcher
+import pytest
+from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from orchestrator.sweep.plan import TRIAL_INDEX
 from orchestrator.sweep.repeat import FAILED_KEY, SeedRepeater
 
 
@@ -84,3 +87,58 @@ def test_seed_repeater__optuna_records_a_failed_trial() -> None:
     study = optuna.load_study(study_name="repeat", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
     assert study.best_value == 0.8
+
+
+class _Counter(_Recorder):
+    """A recorder that also counts its suggestions and varies them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suggested = 0
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        self.suggested += 1
+        return {"mask.ratio": 0.1 * self.suggested}
+
+
+def test_seed_repeater__each_suggestion_runs_once_per_seed_index() -> None:
+    inner = _Counter()
+    repeater = SeedRepeater(inner, repeat=3)
+    configs = [repeater.suggest(f"t{i}") for i in range(6)]
+    assert inner.suggested == 2
+    assert [c[TRIAL_INDEX] for c in configs] == [0, 1, 2, 0, 1, 2]
+    assert [c["mask.ratio"] for c in configs] == pytest.approx([0.1, 0.1, 0.1, 0.2, 0.2, 0.2])
+
+
+def test_seed_repeater__state_saved_mid_group_resumes_the_group() -> None:
+    inner = _Counter()
+    repeater = SeedRepeater(inner, repeat=3)
+    repeater.suggest("a0"), repeater.suggest("a1")
+    repeater.on_trial_complete("a0", {"probe_acc": 0.6})
+    state = copy.deepcopy(repeater.get_state())  # a copy, as Tune's saved experiment holds
+
+    resumed_inner = _Counter()
+    resumed = SeedRepeater(resumed_inner, repeat=3)
+    resumed.set_state(state)
+    assert resumed.suggest("a2")[TRIAL_INDEX] == 2 and resumed_inner.suggested == 0
+    resumed.on_trial_complete("a1", {"probe_acc": 0.7})
+    resumed.on_trial_complete("a2", {"probe_acc": 0.8})
+    ((primary, result, error),) = resumed_inner.told
+    assert primary == "a0" and not error and math.isclose(result["probe_acc"], 0.7)
+
+
+def test_seed_repeater__resumes_state_saved_by_the_repeater_subclass_it_replaced() -> None:
+    # Sweeps interrupted before this class stopped subclassing Tune's Repeater saved that class's state.
+    old = Repeater(_Recorder(), repeat=3)
+    for trial_id in ("b0", "b1", "b2"):
+        old.suggest(trial_id)
+    old.on_trial_complete("b0", {"probe_acc": 0.5})
+    state = copy.deepcopy(old.get_state())
+
+    inner = _Counter()
+    resumed = SeedRepeater(inner, repeat=3)
+    resumed.set_state(state)
+    resumed.on_trial_complete("b1", {"probe_acc": 0.6})
+    resumed.on_trial_complete("b2", {FAILED_KEY: 1.0})
+    assert inner.told == [("b0", None, True)] and inner.suggested == 0
+    assert resumed.suggest("c0")[TRIAL_INDEX] == 0 and inner.suggested == 1
