@@ -75,6 +75,9 @@ def build_tuner(
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
+        # Its INFO lines ("A new study created in memory", one per told trial) would interleave with the
+        # progress display, which already says when each trial finished and what it scored.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         # Each suggestion runs once per seed; Optuna learns from the mean over seeds, or is told the
         # suggestion failed if any seed failed (never the mean of the survivors).
         tpe = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed))
