@@ -203,17 +203,16 @@ def main(argv: list[str] | None = None) -> int:
             choose_profile(plans.spec, plans.requested, local_gpus(), "this machine")
         storage = Path(args.storage_path).resolve()
         interrupted = _interrupted_run(args, plans, storage)
-        # Found here, before Ray starts: an unwritable or full folder. A sqlite store is prepared on a
-        # thread while Ray starts (a new one created once, under a lock: trial workers only ever open an
-        # existing one; an existing one's schema checked): run_sweep waits for it before its first line, so
-        # an old store is still refused in the command's only line.
+        # Found here, before Ray starts: an unwritable or full folder, an old store. A new sqlite store is
+        # created once, under a lock (trial workers only ever open an existing one), on a thread while Ray
+        # starts: run_sweep waits for it before the first record.
         uri = resolve_tracking_uri(args.tracking_uri, plans.spec.tracking_uri)
         _check_services(uri, address)
-        store = prepare_outputs(
+        creation = prepare_outputs(
             uri,
             _output_folders(args, storage),
             tracking_label=_tracking_origin(args, plans.spec),
-            background=True,
+            background_creation=True,
         )
     except (SpecError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -223,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     _name_local_token_auth(address)
     from orchestrator.sweep.run import run_sweep
 
-    return run_sweep(plans, args, storage, interrupted, store=store)
+    return run_sweep(plans, args, storage, interrupted, store_creation=creation)
 
 
 def console_main() -> None:

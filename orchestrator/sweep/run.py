@@ -8,7 +8,6 @@ the parent run id, the ``mlflow ui`` command and the URL of the experiment's run
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ from orchestrator.sweep.tuner import ProgressPrinter, build_tuner, trial_params
 from orchestrator.tracking import retry as tracking_retry
 from orchestrator.tracking import runs as tracking
 from orchestrator.tracking import ui as mlflow_ui
-from orchestrator.tracking.store import StoreError, StorePreparation
+from orchestrator.tracking.store import StoreCreation, StoreError
 
 
 def _trial_resources(plan: SweepPlan, cpus: float, gpus: float, joined: bool) -> Resources:
@@ -270,30 +269,26 @@ def run_sweep(
     args: argparse.Namespace,
     storage: Path,
     interrupted: Path | None,
-    store: StorePreparation | None = None,
+    store_creation: StoreCreation | None = None,
 ) -> int:
     """Starts or joins Ray, runs (or resumes) the sweep, closes the MLflow runs, writes the report.
 
     ``plans``: the sweep in each of its profiles (:class:`~orchestrator.sweep.profiles.ProfilePlans`); which
     one runs is decided once Ray is up, from the cluster's GPUs (:func:`~.profiles.choose_profile`).
-    ``store``: the sqlite tracking store being prepared meanwhile (:func:`prepare_outputs`); it is waited for
-    once Ray is up, and a failure there ends the sweep with exit status 2 before anything was printed or
-    recorded.
+    ``store_creation``: a new tracking store being created meanwhile (:func:`prepare_outputs`); it is waited
+    for once Ray is up, and a failure there ends the sweep with exit status 2 before anything was recorded.
     """
     spec = plans.spec
     uri = tracking.resolve_tracking_uri(args.tracking_uri, spec.tracking_uri)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if not _start_ray(address):
-        if store is not None:
-            with contextlib.suppress(StoreError):
-                store.wait()  # the process ends next: never while a new store's schema is half-created
         return 2
     cluster = ray.cluster_resources()
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     try:
         plan, why = _chosen_plan(plans, interrupted, gpus)
-        if store is not None:
-            store.wait()
+        if store_creation is not None:
+            store_creation.wait()
     except (SpecError, StoreError) as exc:
         ray.shutdown()
         print(f"error: {exc}", file=sys.stderr)

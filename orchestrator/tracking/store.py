@@ -1,4 +1,4 @@
-"""Getting the tracking store and the output folders ready before a sweep records anything.
+"""Getting the tracking store and the output folders ready before Ray starts.
 
 Two sweeps started at the same moment against a new sqlite file both let MLflow create its schema, and one
 dies in alembic (``Online migration expected to match one row ...``). :func:`prepare_store` creates a new
@@ -8,7 +8,6 @@ store whose schema is older than the installed MLflow instead of letting MLflow 
 that lacks some of the current tables makes MLflow run the migrations on the spot.
 
 :func:`check_writable` finds an unwritable or full output folder before a sweep spends minutes training.
-:class:`StorePreparation` runs :func:`prepare_store` on a thread, so that a sweep's Ray starts meanwhile.
 
 At module level this imports only the standard library and :mod:`orchestrator.tracking` (which does the
 same); mlflow and alembic are imported by the functions that open a store.
@@ -246,30 +245,30 @@ def _open_with_retries(uri: str, db: Path) -> None:
             ) from None
 
 
-class StorePreparation:
-    """:func:`prepare_store` on a thread, while the caller starts other work (a sweep: Ray); :meth:`wait`
-    joins it and raises its one-line error. For a new sqlite store that is the schema's creation (seconds of
-    MLflow migrations); for an existing one the schema check and the first open, which import MLflow and read
-    its migration scripts (2-3 s on 2 cores, before every sweep after the first). The caller waits before it
-    prints or records anything, so a refused store is still the command's only output.
+class StoreCreation:
+    """:func:`prepare_store` of a new sqlite store on a thread: the schema (seconds of MLflow migrations) is
+    created while the caller starts other work; :meth:`wait` joins it and raises its one-line error.
+
+    Only a new store is created this way. An existing one is checked before anything starts, so that an old
+    schema is refused before any other output (see :func:`prepare_outputs`).
     """
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._error: StoreError | None = None
-        self._thread = threading.Thread(target=self._prepare, name="mlflow-store-preparation", daemon=True)
+        self._thread = threading.Thread(target=self._create, name="mlflow-store-creation", daemon=True)
         self._thread.start()
 
-    def _prepare(self) -> None:
+    def _create(self) -> None:
         try:
             prepare_store(self.uri)
         except StoreError as exc:
             self._error = exc
         except Exception as exc:  # noqa: BLE001 - reported by wait() in one line, as prepare_store's are
-            self._error = StoreError(f"cannot prepare the MLflow store {self.uri}: {one_line(exc, 300)}")
+            self._error = StoreError(f"cannot create the MLflow store {self.uri}: {one_line(exc, 300)}")
 
     def wait(self) -> None:
-        """Blocks until the store is ready. Raises StoreError: why it cannot be used."""
+        """Blocks until the store is ready. Raises StoreError: why it could not be created."""
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -280,8 +279,8 @@ def prepare_outputs(
     folders: Mapping[str, str | Path],
     *,
     tracking_label: str = "tracking URI",
-    background: bool = False,
-) -> StorePreparation | None:
+    background_creation: bool = False,
+) -> StoreCreation | None:
     """Every output check a command needs before it starts work: :func:`check_writable` on each folder, then
     on the tracking store's local folder (if any), then :func:`prepare_store`.
 
@@ -289,9 +288,9 @@ def prepare_outputs(
         uri: The resolved tracking URI.
         folders: Flag -> folder, e.g. ``{"--report-dir": "reports"}``.
         tracking_label: How the message names the tracking URI's origin, e.g. ``--tracking-uri``.
-        background: A sqlite store is prepared on a thread (:class:`StorePreparation`, returned; the caller
-            must ``wait()`` for it before using the store or printing anything). The folders are still
-            checked here. Other stores are prepared here, and None returned.
+        background_creation: A new sqlite store is created on a thread (:class:`StoreCreation`, returned;
+            the caller must ``wait()`` for it before using the store). An existing store is still checked
+            here, and None returned.
 
     Raises:
         StoreError: the first problem found, in one line naming the folder and its flag.
@@ -301,7 +300,8 @@ def prepare_outputs(
     local = tracking_folder(uri)
     if local is not None:
         check_writable(local, f"{tracking_label} {uri}: folder")
-    if background and sqlite_path(uri) is not None:
-        return StorePreparation(uri)
+    db = sqlite_path(uri)
+    if background_creation and db is not None and _schema_revision(db) is None:
+        return StoreCreation(uri)
     prepare_store(uri)
     return None

@@ -293,30 +293,21 @@ def test_two_sweeps_started_at_once_share_one_new_sqlite_store(
     print(f"two sweeps on one new store: {elapsed:.0f} s")
 
 
-def test_prepare_outputs__prepares_a_sqlite_store_on_a_thread_and_refuses_an_old_one_at_wait(
+def test_prepare_outputs__creates_a_new_store_on_a_thread_and_checks_an_existing_one_at_once(
     store_copy: Path, tmp_path: Path
 ) -> None:
-    """The sweep overlaps a new store's migrations, or an existing one's check, with Ray's start."""
+    """The sweep overlaps a new store's migrations with Ray's start; an existing store is checked before."""
     new_db = tmp_path / "new" / "mlflow.db"
     new_db.parent.mkdir()
-    creation = tracking_store.prepare_outputs(f"sqlite:///{new_db}", {}, background=True)
-    assert isinstance(creation, tracking_store.StorePreparation)
+    creation = tracking_store.prepare_outputs(f"sqlite:///{new_db}", {}, background_creation=True)
+    assert isinstance(creation, tracking_store.StoreCreation)
     creation.wait()
     assert _revision(new_db) == _migrations()[0]  # the whole schema, by the time wait() returns
-    tracking_store.prepare_outputs(f"sqlite:///{store_copy}", {}, background=True).wait()
-    older = _migrations()[1]
-    _set_revision(store_copy, older)
-    check = tracking_store.prepare_outputs(f"sqlite:///{store_copy}", {}, background=True)
-    with pytest.raises(StoreError, match="mlflow db upgrade"):
-        check.wait()
-    assert _revision(store_copy) == older  # refused, not migrated
-    # The folders are still checked before anything starts, in the caller's thread.
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    with pytest.raises(StoreError, match="--report-dir"):
-        tracking_store.prepare_outputs(
-            f"sqlite:///{store_copy}", {"--report-dir": blocker / "r"}, background=True
-        )
+    existing = tracking_store.prepare_outputs(f"sqlite:///{store_copy}", {}, background_creation=True)
+    assert existing is None
+    _set_revision(store_copy, _migrations()[1])
+    with pytest.raises(StoreError, match="mlflow db upgrade"):  # refused here, not on the thread
+        tracking_store.prepare_outputs(f"sqlite:///{store_copy}", {}, background_creation=True)
 
 
 def test_store_creation__a_failure_on_the_thread_is_one_store_error_at_wait(monkeypatch, tmp_path) -> None:
@@ -324,7 +315,7 @@ def test_store_creation__a_failure_on_the_thread_is_one_store_error_at_wait(monk
         raise OSError("disk on fire\nsecond line")
 
     monkeypatch.setattr(tracking_store, "prepare_store", broken)
-    creation = tracking_store.StorePreparation(f"sqlite:///{tmp_path}/mlflow.db")
+    creation = tracking_store.StoreCreation(f"sqlite:///{tmp_path}/mlflow.db")
     with pytest.raises(StoreError) as info:
         creation.wait()
     message = str(info.value)
