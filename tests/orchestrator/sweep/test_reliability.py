@@ -466,6 +466,8 @@ def test_killed_optuna_sweep_resumes_with_every_suggestion_on_every_seed(
         driver.wait_for("two finished trials", lambda: driver.text().count("finished: ") >= 2)
         driver.wait_for("a trial in flight", lambda: len(driver.workers()) >= 1)
         time.sleep(1.0)
+        # Optuna's INFO lines ("A new study created in memory ...") stay out of the progress display.
+        assert "A new study created" not in driver.text() and "[I " not in driver.text(), driver.text()[:2000]
         os.killpg(driver.proc.pid, signal.SIGKILL)
         driver.proc.wait(timeout=30)
     finally:
