@@ -48,8 +48,8 @@ class SeedRepeater(Searcher):
         # By suggestion (its first trial's id, the one the searcher knows): the config and each repeat's
         # score (None until it ends).
         self._groups: dict[str, dict[str, Any]] = {}
-        self._group_of: dict[str, str] = {}  # trial id -> its suggestion
-        self._open: str | None = None  # the suggestion still handing out repeats
+        # Trial id -> its suggestion. The suggestion still handing out repeats is always the newest group.
+        self._group_of: dict[str, str] = {}
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -58,17 +58,17 @@ class SeedRepeater(Searcher):
         return accepted
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        group = self._groups.get(self._open) if self._open is not None else None
+        primary = next(reversed(self._groups), None)
+        group = self._groups[primary] if primary is not None else None
         if group is None or len(group["scores"]) >= self.repeat:
             config = self.searcher.suggest(trial_id)
             if config is None or config == Searcher.FINISHED:
                 return config
-            group = {"config": copy.deepcopy(config), "scores": {}}
-            self._groups[trial_id] = group
-            self._open = trial_id
+            primary, group = trial_id, {"config": copy.deepcopy(config), "scores": {}}
+            self._groups[primary] = group
         index = len(group["scores"])
         group["scores"][trial_id] = None
-        self._group_of[trial_id] = self._open
+        self._group_of[trial_id] = primary
         config = copy.deepcopy(group["config"])
         if self.set_index:
             config[TRIAL_INDEX] = index
@@ -91,12 +91,13 @@ class SeedRepeater(Searcher):
             self.searcher.on_trial_complete(primary, result={self.searcher.metric: sum(values) / len(values)})
 
     def get_state(self) -> dict[str, Any]:
-        return {"groups": self._groups, "group_of": self._group_of, "open": self._open}
+        return {"groups": self._groups, "group_of": self._group_of}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        # A state saved before this version also holds "open", the newest group's key: nothing to restore.
         if "groups" not in state:
             state = _from_repeater_state(state)
-        self._groups, self._group_of, self._open = state["groups"], state["group_of"], state["open"]
+        self._groups, self._group_of = dict(state["groups"]), dict(state["group_of"])
 
     def save(self, checkpoint_path: str) -> None:
         self.searcher.save(checkpoint_path)
@@ -108,21 +109,16 @@ class SeedRepeater(Searcher):
 def _from_repeater_state(state: dict[str, Any]) -> dict[str, Any]:
     """The state of a sweep saved by this class's earlier version, a subclass of Tune's ``Repeater`` (a copy
     of its ``__dict__``: trial id -> group, each group with its first trial's id, config and scores in the
-    order its trials were suggested), in this version's form, so that such a sweep still resumes."""
-    by_group: dict[int, list[str]] = {}
-    groups: dict[int, Any] = {}
+    order its trials were suggested), in this version's form, so that such a sweep still resumes. Groups keep
+    the order of their first trials, so the group that was still handing out repeats stays the newest."""
+    members: dict[str, tuple[Any, list[str]]] = {}  # first trial's id -> (group, its trials in order)
     for trial_id, group in state.get("_trial_id_to_group", {}).items():
-        by_group.setdefault(id(group), []).append(trial_id)
-        groups[id(group)] = group
-    out: dict[str, Any] = {"groups": {}, "group_of": {}, "open": None}
-    for key, group in groups.items():
-        ids = by_group[key]
-        out["groups"][group.primary_trial_id] = {
+        members.setdefault(group.primary_trial_id, (group, []))[1].append(trial_id)
+    out: dict[str, Any] = {"groups": {}, "group_of": {}}
+    for primary, (group, ids) in members.items():
+        out["groups"][primary] = {
             "config": group.config,
             "scores": {t: None if v is None else float(v) for t, v in zip(ids, group.scores(), strict=False)},
         }
-        out["group_of"].update(dict.fromkeys(ids, group.primary_trial_id))
-    current = state.get("_current_group")
-    if current is not None:
-        out["open"] = current.primary_trial_id
+        out["group_of"].update(dict.fromkeys(ids, primary))
     return out

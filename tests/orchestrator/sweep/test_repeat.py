@@ -142,3 +142,33 @@ def test_seed_repeater__resumes_state_saved_by_the_repeater_subclass_it_replaced
     resumed.on_trial_complete("b2", {FAILED_KEY: 1.0})
     assert inner.told == [("b0", None, True)] and inner.suggested == 0
     assert resumed.suggest("c0")[TRIAL_INDEX] == 0 and inner.suggested == 1
+
+
+def test_seed_repeater__resumes_the_repeater_subclass_state_mid_group() -> None:
+    old = Repeater(_Recorder(), repeat=2)
+    for trial_id in ("b0", "b1", "c0"):  # b full, c still handing out its second seed
+        old.suggest(trial_id)
+    state = copy.deepcopy(old.get_state())
+
+    inner = _Counter()
+    resumed = SeedRepeater(inner, repeat=2)
+    resumed.set_state(state)
+    assert resumed.suggest("c1")[TRIAL_INDEX] == 1 and inner.suggested == 0
+    assert resumed.suggest("d0")[TRIAL_INDEX] == 0 and inner.suggested == 1
+    resumed.on_trial_complete("c0", {"probe_acc": 0.4})
+    resumed.on_trial_complete("c1", {"probe_acc": 0.6})
+    ((primary, result, error),) = inner.told
+    assert primary == "c0" and not error and math.isclose(result["probe_acc"], 0.5)
+
+
+def test_seed_repeater__resumes_a_state_that_still_names_its_open_group() -> None:
+    # The first wrapper version saved the group still handing out repeats as "open" beside the groups.
+    repeater = SeedRepeater(_Counter(), repeat=2)
+    repeater.suggest("a0")
+    state = {**copy.deepcopy(repeater.get_state()), "open": "a0"}
+
+    inner = _Counter()
+    resumed = SeedRepeater(inner, repeat=2)
+    resumed.set_state(state)
+    assert resumed.suggest("a1")[TRIAL_INDEX] == 1 and inner.suggested == 0
+    assert resumed.suggest("b0")[TRIAL_INDEX] == 0 and inner.suggested == 1
