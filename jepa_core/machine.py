@@ -36,18 +36,35 @@ def device_name(device: Any) -> str:
     return cpu_name()
 
 
-def compute(device: Any) -> dict[str, str | int]:
-    """The device and the number of torch threads: what the bench prints beside every figure."""
+def cpu_capability() -> str:
+    """The vector instruction set torch's CPU kernels dispatch to on this machine (``AVX512``, ``AVX2``, ...).
+
+    The model name alone does not tell machines apart: virtual machines on AMD EPYC hosts with and without
+    AVX-512 both report "AMD EPYC", and their matmul speeds differ. Imports torch.
+    """
     import torch
 
-    return {"device": device_name(device), "threads": torch.get_num_threads()}
+    return torch.backends.cpu.get_cpu_capability()
 
 
-def device_kind() -> str:
-    """``cuda:<gpu name>`` where CUDA is available, else ``cpu:<model> x<cores>``.
+def compute(device: Any) -> dict[str, str | int]:
+    """The device, its vector instruction set on a CPU, and the number of torch threads: what the bench
+    prints beside every figure."""
+    import torch
+
+    found: dict[str, str | int] = {"device": device_name(device)}
+    if device.type == "cpu":
+        found["cpu_capability"] = cpu_capability()
+    return {**found, "threads": torch.get_num_threads()}
+
+
+def device_kind(with_capability: bool = True) -> str:
+    """``cuda:<gpu name>`` where CUDA is available, else ``cpu:<model> x<cores> <capability>``.
 
     Nights compare only within one device kind. The core count is part of a CPU's kind: the same CPU model
-    in a 2-core VM and in a 64-core box are different machines to a throughput benchmark.
+    in a 2-core VM and in a 64-core box are different machines to a throughput benchmark; so is the vector
+    instruction set (:func:`cpu_capability`). ``with_capability=False`` gives the kind as nights recorded
+    it before the capability was part of it.
     """
     import torch
 
@@ -55,6 +72,8 @@ def device_kind() -> str:
         kind = f"cuda:{torch.cuda.get_device_name(0)}"
     else:
         kind = f"cpu:{cpu_name()} x{os.cpu_count() or 1}"
+        if with_capability:
+            kind += f" {cpu_capability()}"
     return kind.replace("'", "").replace('"', "")  # it is quoted in MLflow search filters
 
 

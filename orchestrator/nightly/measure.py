@@ -47,11 +47,11 @@ class NightResult:
     section_s: dict[str, float] = field(default_factory=dict)  # wall seconds per section
 
 
-def device_kind() -> str:
+def device_kind(with_capability: bool = True) -> str:
     """The machine kind nights compare within (:func:`jepa_core.machine.device_kind`)."""
     from jepa_core.machine import device_kind as kind
 
-    return kind()
+    return kind(with_capability)
 
 
 def check_data(suite: Suite) -> None:

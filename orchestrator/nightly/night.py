@@ -160,11 +160,18 @@ _OLD_MEANING = (
 )
 
 
+_OLD_KIND = (
+    "earlier nights on this machine were recorded under the device kind {legacy!r}, which named no vector "
+    "instruction set and so put CPUs of one model name with and without AVX-512 together; tonight is "
+    "recorded as {device!r} and starts a new baseline"
+)
+
+
 def choose_baseline(
     night: NightRun, args: argparse.Namespace, file_baseline: tuple[dict, dict] | None, notes: list[str]
 ) -> tuple[dict[str, float] | None, str]:
     """The baseline metrics (None: there is none) and a line saying where they come from."""
-    from orchestrator.nightly import store
+    from orchestrator.nightly import measure, store
 
     if file_baseline is not None:
         baseline, meta = file_baseline
@@ -190,6 +197,12 @@ def choose_baseline(
         if earlier:  # comparable in all but what the quality metrics mean
             notes.append(_OLD_MEANING.format(what="earlier nights"))
             return None, "new baseline: earlier nights scored quality.probe_acc and knn_acc on the test split"
+        legacy = {**night.comparable, "device": measure.device_kind(with_capability=False)}
+        if legacy["device"] != night.device and store.past_nights(
+            night.uri, night.experiment_id, limit=1, ok_only=True, exclude=night.run_id, **legacy
+        ):
+            notes.append(_OLD_KIND.format(legacy=legacy["device"], device=night.device))
+            return None, "new baseline: earlier nights named the device kind without its instruction set"
         return None, "none yet: no earlier successful night on this device kind, smoke flag and suite"
     return (
         rolling_median([n.metrics for n in nights], window),

@@ -58,3 +58,46 @@ def test_past_nights__only_comparable_successful_nights_newest_first(tmp_path: P
     store.finish_night(uri, tagged, "FINISHED", {store.STATUS: "ok"}, None)
     versioned = store.past_nights(uri, exp, limit=7, ok_only=True, metrics_version="2", **kw)
     assert [n.run_id for n in versioned] == [tagged]
+
+
+@pytest.mark.slow
+def test_choose_baseline__nights_under_the_kind_without_its_instruction_set_start_a_new_one(
+    tmp_path: Path,
+) -> None:
+    from argparse import Namespace
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from orchestrator.nightly import measure, store
+    from orchestrator.nightly.night import CURRENT_METRICS_VERSION, NightRun, choose_baseline
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exp = store.open_experiment(uri, "nightly")
+    device, legacy = measure.device_kind(), measure.device_kind(with_capability=False)
+    if device.startswith("cuda:"):
+        pytest.skip("a GPU's kind has always been its name alone")
+    assert device.startswith(legacy + " ") and device != legacy  # e.g. "cpu:AMD EPYC x2 AVX512"
+    suite = SimpleNamespace(smoke=True, fingerprint="abc", window=7)
+    base = {store.SMOKE: "true", store.SUITE: "abc", store.METRICS_VERSION: CURRENT_METRICS_VERSION}
+    old = store.start_night(uri, exp, "old", {**base, store.DEVICE: legacy}, {})
+    store.log_metrics(uri, old, {"bench_cpu.img_per_s": 9.0})
+    store.finish_night(uri, old, "FINISHED", {store.STATUS: "ok"}, None)
+    tonight = store.start_night(uri, exp, "tonight", {**base, store.DEVICE: device}, {})
+    night = NightRun(
+        suite, uri, exp, tonight, "tonight", device, {}, {}, datetime.now(timezone.utc), tmp_path
+    )
+    args = Namespace(reset_baseline=False)
+
+    notes: list[str] = []
+    baseline, source = choose_baseline(night, args, None, notes)
+    assert baseline is None and "without its instruction set" in source
+    assert len(notes) == 1 and repr(legacy) in notes[0] and repr(device) in notes[0]
+
+    # Once a night under tonight's kind exists, it is the baseline and the old-kind night is not.
+    store.finish_night(uri, tonight, "FINISHED", {store.STATUS: "ok"}, None)
+    store.log_metrics(uri, tonight, {"bench_cpu.img_per_s": 5.0})
+    later = store.start_night(uri, exp, "later", {**base, store.DEVICE: device}, {})
+    night = NightRun(suite, uri, exp, later, "later", device, {}, {}, datetime.now(timezone.utc), tmp_path)
+    notes = []
+    baseline, _ = choose_baseline(night, args, None, notes)
+    assert baseline == {"bench_cpu.img_per_s": 5.0} and notes == []
