@@ -227,7 +227,7 @@ class ProgressPrinter(tune.Callback):
         the seconds since the last line printed, in which no trial started or reported."""
         quiet = int(time.monotonic() - self._last)
         running = [f"{self._label(t)} (epoch {self._epoch_of(t)})" for t in trials if t.status == "RUNNING"]
-        line = f"{self._elapsed()} {_status_summary(trials)}; no new epoch in {quiet} s"
+        line = f"{self._elapsed()} {_status_summary(trials, self.plan.num_trials)}; no new epoch in {quiet} s"
         return line + (f"; running: {', '.join(running)}" if running else "")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -250,7 +250,10 @@ class ProgressPrinter(tune.Callback):
                 )
             )
         text = _plain_table(("trial", "status", "epoch", metric, "train_loss"), rows)
-        lines = [f"{self._elapsed()} {_status_summary(trials)}", *(f"  {line}" for line in text.splitlines())]
+        lines = [
+            f"{self._elapsed()} {_status_summary(trials, self.plan.num_trials)}",
+            *(f"  {line}" for line in text.splitlines()),
+        ]
         return "\n".join(lines)
 
     def _epoch_of(self, trial: Any) -> str:
@@ -258,10 +261,15 @@ class ProgressPrinter(tune.Callback):
         return f"{(trial.last_result or {}).get('epoch', 0)}/{self._planned_epochs(trial)}"
 
 
-def _status_summary(trials: list) -> str:
-    """``7 pending, 2 running``: trials counted by Tune status, in the statuses' alphabetical order."""
+def _status_summary(trials: list, planned: int) -> str:
+    """``7 pending, 2 running``: trials counted by Tune status, in the statuses' alphabetical order, then
+    ``, 4 more to come`` for the ``planned`` trials Tune does not hold yet (a searcher such as Optuna's
+    suggests a trial only when a slot frees, so Tune's own counts would understate what is left)."""
     counts = Counter(t.status for t in trials)
-    return ", ".join(f"{n} {status.lower()}" for status, n in sorted(counts.items()))
+    parts = [f"{n} {status.lower()}" for status, n in sorted(counts.items())]
+    if planned > len(trials):
+        parts.append(f"{planned - len(trials)} more to come")
+    return ", ".join(parts)
 
 
 def _plain_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

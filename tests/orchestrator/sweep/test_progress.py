@@ -68,3 +68,18 @@ def test_progress__a_silent_stretch_gets_one_heartbeat_line_naming_the_running_t
     clock.now += 20
     p.on_step_end(0, trials)
     assert len(out) == 4 and "1/3" in out[-1] and "0.5000" in out[-1]  # the table again, with the result
+
+
+def test_progress__trials_the_searcher_has_not_suggested_yet_count_as_more_to_come(printer) -> None:
+    # Optuna suggests a trial only when a slot frees: Tune holds 3 of the 12 planned.
+    p, trials, clock, out = printer
+    held = trials[:3]
+    for t in held[:2]:
+        t.status = "RUNNING"
+        p.on_trial_start(0, held, t)
+    clock.now += 21
+    p.on_step_end(0, held)
+    assert out[-1].splitlines()[0].endswith("1 pending, 2 running, 9 more to come")
+    clock.now += 61
+    p.on_step_end(0, held)
+    assert "1 pending, 2 running, 9 more to come; no new epoch in 61 s" in out[-1]
