@@ -1,7 +1,8 @@
 """The training device and its precision: which device ``train.device`` names, and what it computes in.
 
-The precision follows the device type alone (bf16 autocast on CUDA, fp32 elsewhere), which is why a resumed
-run must keep the device type of its checkpoint (:func:`jepa_core.resume.check_resumable`).
+``train.precision`` ``auto`` follows the device type (bf16 autocast on CUDA, fp32 elsewhere); ``bf16`` and
+``fp32`` name it on any device. A resumed run must keep the precision its checkpoint was trained in
+(:func:`jepa_core.resume.check_resumable`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
-    """The training step's autocast dtype on ``device``: bf16 on CUDA, none (fp32) elsewhere."""
-    return torch.bfloat16 if torch.device(device).type == "cuda" else None
+def autocast_dtype(device: torch.device | str, precision: str = "auto") -> torch.dtype | None:
+    """The training step's autocast dtype on ``device`` for ``train.precision``: bf16, or None (fp32).
+
+    ``auto`` is bf16 on CUDA and fp32 elsewhere; ``bf16`` and ``fp32`` hold on every device.
+    """
+    if precision == "auto":
+        precision = "bf16" if torch.device(device).type == "cuda" else "fp32"
+    return torch.bfloat16 if precision == "bf16" else None
 
 
-def precision(device_type: str) -> str:
-    """The precision of a step on ``device_type`` in words: ``"bf16 autocast"`` or ``"fp32"``."""
-    return "bf16 autocast" if autocast_dtype(device_type) is not None else "fp32"
+def precision_words(device_type: str, precision: str = "auto") -> str:
+    """What a step on ``device_type`` computes in, in words: ``"bf16 autocast"`` or ``"fp32"``."""
+    return "bf16 autocast" if autocast_dtype(device_type, precision) is not None else "fp32"

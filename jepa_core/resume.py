@@ -16,12 +16,13 @@ import torch
 
 from jepa_core.checkpoint import ResumeMismatchError, checkpoint_config, legacy_keys
 from jepa_core.config import Config
-from jepa_core.devices import precision, resolve_device
+from jepa_core.devices import precision_words, resolve_device
 
 # Keys that may differ between a checkpoint and the config resuming it: they never touch the run's math.
 # Every other key must match (train.epochs, for one, moves the LR, WD and EMA schedules), except train.device,
-# whose device type, hence precision, must match (bf16 autocast on CUDA, fp32 on CPU), and train.num_threads
-# off the CPU (on the CPU a thread count changes how reductions split, and exact continuation is promised).
+# whose device type must match, train.precision, which must resolve to the same precision on it (auto is bf16
+# autocast on CUDA, fp32 on CPU), and train.num_threads off the CPU (on the CPU a thread count changes how
+# reductions split, and exact continuation is promised).
 RESUMABLE_CHANGES = (
     "train.progress",
     "data.root",
@@ -51,7 +52,8 @@ def check_resumable(state: dict[str, Any], config: Config, path: str | Path) -> 
     """Refuses to resume a checkpoint with a config that would change the run's math.
 
     Allowed to differ: :data:`RESUMABLE_CHANGES`, ``train.device`` when it resolves to the same device type
-    (``auto`` vs ``cuda``, ``cuda`` vs ``cuda:0``), and ``train.num_threads`` on CUDA. A checkpoint written
+    (``auto`` vs ``cuda``, ``cuda`` vs ``cuda:0``), ``train.precision`` when it resolves to the same precision
+    there (``auto`` vs ``bf16`` on CUDA), and ``train.num_threads`` on CUDA. A checkpoint written
     before a key existed is read with that key's :data:`jepa_core.checkpoint.LEGACY_DEFAULTS` value.
 
     Args:
@@ -67,18 +69,26 @@ def check_resumable(state: dict[str, Any], config: Config, path: str | Path) -> 
     saved = checkpoint_config(state, path)
     saved_type = _saved_device_type(state, saved)
     device_type = resolve_device(config.train.device).type
+    saved_precision = precision_words(saved_type, saved.train.precision)
     if saved_type != device_type:
-        old = f"{saved.train.device} ({saved_type}, {precision(saved_type)})"
-        new = f"{config.train.device} ({device_type}, {precision(device_type)})"
+        old = f"{saved.train.device} ({saved_type}, {saved_precision})"
+        new = f"{config.train.device} ({device_type}, {precision_words(device_type, config.train.precision)})"
         raise ResumeMismatchError(
             f"checkpoint {path} was trained with train.device={old}, this config has train.device={new}: "
             f"resuming would change the run's math (pass --set train.device={saved_type} to continue it)"
+        )
+    if saved_precision != precision_words(device_type, config.train.precision):
+        old, new = saved.train.precision, config.train.precision
+        raise ResumeMismatchError(
+            f"checkpoint {path} was trained with train.precision={old} ({saved_precision} on {saved_type}), "
+            f"this config has train.precision={new}: resuming would change the run's math "
+            f"(pass --set train.precision={old} to continue it)"
         )
     legacy = legacy_keys(state)
     saved_flat = saved.to_flat()
     for key, value in config.to_flat().items():
         old = saved_flat.get(key)
-        if old == value or key in RESUMABLE_CHANGES or key == "train.device":
+        if old == value or key in RESUMABLE_CHANGES or key in ("train.device", "train.precision"):
             continue
         if key == "train.num_threads" and device_type != "cpu":
             continue

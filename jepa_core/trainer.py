@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from jepa_core import schedules
+from jepa_core import machine, schedules
 from jepa_core.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -80,7 +80,12 @@ class Trainer:
         if cfg.train.num_threads > 0:
             torch.set_num_threads(cfg.train.num_threads)
         self.device = resolve_device(cfg.train.device)
-        self.amp = autocast_dtype(self.device)
+        self.amp = autocast_dtype(self.device, cfg.train.precision)
+        if self.amp is not None and self.device.type == "cpu" and machine.cpu_native_bf16() is False:
+            self.log(
+                "warning: train.precision=bf16 on a CPU without bf16 instructions (AVX512-BF16, AMX): torch "
+                "emulates them, and the step runs slower than in fp32"
+            )
         torch.manual_seed(cfg.train.seed)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.data = TrainData(cfg, self.device)
@@ -117,7 +122,7 @@ class Trainer:
                 "step": self.step,
                 "elapsed_s": self.elapsed,
                 "in_chans": self.data.in_chans,
-                "device_type": self.device.type,  # resume refuses another type: it changes the precision
+                "device_type": self.device.type,  # with train.precision, what resume checks the precision by
                 "rng": rng_state(self.generator),
                 "config": self.cfg.to_dict(),
                 "history": self.history,

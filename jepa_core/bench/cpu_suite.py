@@ -22,6 +22,7 @@ from jepa_core.bench.rounds import interleave, path_figures, round_ratio, warm_u
 from jepa_core.bench.step import StepBench
 from jepa_core.bench.timing import matmul_peak_dtype
 from jepa_core.config import Config
+from jepa_core.devices import precision_words
 from jepa_core.naive_step import naive_loss, naive_train_step
 
 GOALS = {"speedup": 1.5, "fast_fraction_of_peak": 0.7}
@@ -107,6 +108,7 @@ def run_cpu_suite(
         "matmul_peak_gflops_rounds": [p.wall_s for p in peaks],
         "matmul_peak_gflop_per_cpu_s": med(p.cpu_s for p in peaks),
         "peak_dtype": str(peak_dtype).removeprefix("torch."),
+        "precision": precision_words(device.type, cfg.train.precision),
         "goals": dict(GOALS),
     }
 
@@ -119,7 +121,8 @@ def cpu_suite_summary(result: dict[str, Any]) -> str:
         f"{result['speedup']:.2f}x (goal {goals['speedup']}x); "
         f"one-pass variant {variant['img_per_s']:.1f} img/s, "
         f"{result['one_pass_speedup']:.2f}x the fast step (a different model); fast at "
-        f"{fast['fraction_of_peak']:.0%} of the {result['matmul_peak_gflops']:.0f} GFLOP/s matmul peak "
+        f"{fast['fraction_of_peak']:.0%} of the {result['matmul_peak_gflops']:.0f} GFLOP/s "
+        f"{result['peak_dtype']} matmul peak "
         f"(goal {goals['fast_fraction_of_peak']:.0%}; "
         f"{fast['kernels']['ceiling_fraction_of_peak']:.0%} if only matmul and attention kernels took time)"
     )

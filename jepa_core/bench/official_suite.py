@@ -36,6 +36,7 @@ from jepa_core.bench.rounds import TimedPath, interleave, path_figures, round_ra
 from jepa_core.bench.step import StepBench
 from jepa_core.bench.timing import matmul_peak_dtype
 from jepa_core.config import Config
+from jepa_core.devices import precision_words
 from jepa_core.masks import MaskBatch
 from jepa_core.models import Packing
 from jepa_core.naive_step import naive_train_step
@@ -152,6 +153,7 @@ def run_official_suite(
         "matmul_peak_gflops": peak,
         "matmul_peak_gflops_rounds": [p.wall_s for p in peaks],
         "peak_dtype": str(peak_dtype).removeprefix("torch."),
+        "precision": precision_words(device.type, cfg.train.precision),  # every path's, the official's too
         "goals": dict(GOALS),
     }
 
@@ -166,7 +168,8 @@ def official_suite_summary(result: dict[str, Any]) -> str:
         f"{variant['ratio_vs_official']:.2f}x (goal {goals['one_pass_ratio_vs_official']}x; a different "
         f"model), naive baseline {naive['ratio_vs_official']:.2f}x; img/s official {off['img_per_s']:.1f}, "
         f"fast {fast['img_per_s']:.1f}, one-pass {variant['img_per_s']:.1f}, naive {naive['img_per_s']:.1f} "
-        f"on {result['device']} ({result['threads']} threads); predicted tokens/img official "
+        f"on {result['device']} ({result['threads']} threads, all in {result['precision']}); "
+        f"predicted tokens/img official "
         f"{off['target_patches_mean']:.0f}, here {result['predicted_tokens_mean']:.0f} (mask.ratio="
         f"{match['mask.ratio']}, long-run mean {match['predicted_tokens_rel_diff']:+.1%}); context official "
         f"{off['context_patches_mean']:.0f} (cut to each batch's smallest), here "

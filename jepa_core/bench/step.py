@@ -17,6 +17,7 @@ from jepa_core.bench.flops import count_flops
 from jepa_core.bench.timing import Timing, matmul_peak_dtype, matmul_peak_gflops, timed
 from jepa_core.config import Config
 from jepa_core.data import RandomResizedCropAug
+from jepa_core.devices import autocast_dtype, precision_words
 from jepa_core.host_sync import SyncCounter
 from jepa_core.masks import MaskBatch, mask_sampler, mask_stats
 from jepa_core.models import Packing, build_ijepa
@@ -39,7 +40,7 @@ class StepBench:
     def __init__(self, cfg: Config, device: torch.device, step_fn: StepFn = train_step) -> None:
         torch.manual_seed(cfg.train.seed)
         self.cfg, self.device, self.step_fn = cfg, device, step_fn
-        self.amp = torch.bfloat16 if device.type == "cuda" else None
+        self.amp = autocast_dtype(device, cfg.train.precision)  # the trainer's: train.precision on device
         chans = CHANNELS.get(cfg.data.name, 3)
         b, s = cfg.train.batch_size, cfg.data.image_size
         self.images = torch.randint(0, 256, (b, chans, s, s), dtype=torch.uint8, device=device)
@@ -126,6 +127,7 @@ def run_bench(
         "batch_size": cfg.train.batch_size,
         "image_size": cfg.data.image_size,
         "predictor_one_pass": cfg.predictor.one_pass,
+        "precision": precision_words(device.type, cfg.train.precision),
         "step_s_median": step_s,
         "img_per_s": img_per_s,
         "context_patches_mean": stats["context_patches_mean"],

@@ -165,6 +165,9 @@ class TrainConfig(_Section):
     num_threads: Int = Field(0, ge=0)  # torch CPU threads; 0 keeps torch's default
     steps_per_epoch: Int = Field(0, ge=0)  # 0 = one pass over the data
     compile: Flag = False  # torch.compile the step (CUDA)
+    # What the step computes in: auto = bf16 autocast on CUDA, fp32 on a CPU; bf16 = bf16 autocast on either
+    # (on a CPU worth it only with native bf16 instructions, AVX512-BF16 or AMX); fp32 = no autocast.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     # Live per-step bar, drawn only when stderr is a terminal: in a file its carriage-return updates are
     # noise. The one-line summary of each epoch (metrics, ETA) is printed either way (Ray trials too).
     progress: Flag = True

@@ -44,3 +44,19 @@ def test_check_resumable__allows_only_changes_that_keep_the_math(tiny_config, mo
         check_resumable(_state(cfg), on_cuda, "ckpt")
     with pytest.raises(ResumeMismatchError, match="train.device=auto"):  # auto trained on CUDA, now the CPU
         check_resumable(_state(_changed(cfg, **{"train.device": "auto"}), "cuda"), cfg, "ckpt")
+
+
+def test_check_resumable__keeps_the_precision_not_the_word_for_it(tiny_config, monkeypatch):
+    cfg = tiny_config  # trained on the CPU with train.precision=auto: fp32
+    check_resumable(_state(cfg), _changed(cfg, **{"train.precision": "fp32"}), "ckpt")
+    with pytest.raises(ResumeMismatchError) as caught:
+        check_resumable(_state(cfg), _changed(cfg, **{"train.precision": "bf16"}), "ckpt")
+    message = str(caught.value)
+    assert "train.precision=auto (fp32 on cpu)" in message and "--set train.precision=auto" in message
+    assert "\n" not in message
+    # On CUDA auto is bf16: naming it keeps the math, asking for fp32 does not.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    on_cuda = _changed(cfg, **{"train.device": "cuda"})
+    check_resumable(_state(on_cuda, "cuda"), _changed(on_cuda, **{"train.precision": "bf16"}), "ckpt")
+    with pytest.raises(ResumeMismatchError, match=r"train\.precision=auto \(bf16 autocast on cuda\)"):
+        check_resumable(_state(on_cuda, "cuda"), _changed(on_cuda, **{"train.precision": "fp32"}), "ckpt")
