@@ -176,6 +176,14 @@ def _check_services(uri: str, address: str | None) -> None:
         )
 
 
+def _estimate_needs_cpu_rate(requested: str | None, address: str | None) -> bool:
+    """Whether the estimate will need this CPU's matmul rate, so it is worth timing before Ray starts: a CPU
+    profile named, or none named and a local cluster on a machine without GPUs. On ``--address`` with no
+    profile named the cluster decides when the sweep starts, and the rate is timed then if a CPU profile
+    needs it."""
+    return requested in ("cpu", "smoke") or (requested is None and not address and local_gpus() == 0)
+
+
 def _name_local_token_auth(address: str | None) -> None:
     """A local cluster keeps Ray's default, token authentication, named explicitly (``RAY_AUTH_MODE=token``).
     Left unset, Ray turns it on itself and says so in a WARNING line, which was the first line of every sweep.
@@ -217,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if plans.requested in ("cpu", "smoke") or local_gpus() == 0:  # the estimate will need the CPU's rate
+    if _estimate_needs_cpu_rate(plans.requested, address):
         start_cpu_timing()
     _name_local_token_auth(address)
     from orchestrator.sweep.run import run_sweep

@@ -123,3 +123,15 @@ def test_overhead_line__first_step_of_any_trial_and_its_last_report() -> None:
     assert overhead_line([SimpleNamespace(metrics={REPORTED_KEY: 1.0})], 0.0, 2.0) is None  # never stepped
     assert parse_overhead_line(f"report: x\n{line}\nmlflow ui ...") == (10.5, 4.5)  # what the nightly reads
     assert parse_overhead_line("overhead: start-up soon") is None
+
+
+def test_estimate_needs_cpu_rate__not_on_an_address_whose_cluster_decides(monkeypatch):
+    from orchestrator.sweep import cli
+
+    for gpus in (0, 1):
+        monkeypatch.setattr(cli, "local_gpus", lambda gpus=gpus: gpus)
+        for profile in ("cpu", "smoke"):  # named: the estimate will time the CPU wherever the trials run
+            assert all(cli._estimate_needs_cpu_rate(profile, address) for address in (None, "h:6379"))
+        assert not cli._estimate_needs_cpu_rate("gpu", None)
+        assert not cli._estimate_needs_cpu_rate(None, "h:6379")  # the cluster's GPUs decide, later
+        assert cli._estimate_needs_cpu_rate(None, None) == (gpus == 0)  # a local cluster has this machine's
