@@ -24,7 +24,7 @@ OVERRIDES_ENV = "JEPA_QUALITY_SET"
 
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory) -> dict[str, float]:
-    """Trains fmnist_cpu once (14 min on the 2-vCPU AMD EPYC) and measures both baselines on the same images.
+    """Trains fmnist_cpu once (13.5 min on a 2-vCPU AMD EPYC) and measures both baselines on the same images.
 
     All three figures are linear probes fitted on the same training images outside the validation split and
     scored on the same official test images: the trainer's ``test_probe_acc`` for the trained and the
@@ -59,11 +59,17 @@ def figures(tmp_path_factory) -> dict[str, float]:
     return result
 
 
-@pytest.mark.slow
-def test_fmnist_cpu__beats_its_random_init_by_3_points(figures):
-    assert figures["trained"] >= figures["random_init"] + 0.03, figures
+# Measured on the 2-vCPU AMD EPYC with AVX-512: +7.2 points over random init, +3.3 over raw pixels. The
+# margins asserted leave about 2 points for another machine's arithmetic; the issue's goals (+10, +5) are
+# not met yet.
+INIT_MARGIN, RAW_MARGIN = 0.05, 0.015
 
 
 @pytest.mark.slow
-def test_fmnist_cpu__beats_a_linear_probe_on_raw_pixels(figures):
-    assert figures["trained"] > figures["raw_pixels"], figures
+def test_fmnist_cpu__beats_its_random_init_by_5_points(figures):
+    assert figures["trained"] >= figures["random_init"] + INIT_MARGIN, figures
+
+
+@pytest.mark.slow
+def test_fmnist_cpu__beats_a_linear_probe_on_raw_pixels_by_1_5_points(figures):
+    assert figures["trained"] >= figures["raw_pixels"] + RAW_MARGIN, figures
