@@ -38,3 +38,13 @@ def autocast_dtype(device: torch.device | str, precision: str = "auto") -> torch
 def precision_words(device_type: str, precision: str = "auto") -> str:
     """What a step on ``device_type`` computes in, in words: ``"bf16 autocast"`` or ``"fp32"``."""
     return "bf16 autocast" if autocast_dtype(device_type, precision) is not None else "fp32"
+
+
+def fused_attention(device: torch.device | str, amp: torch.dtype | None) -> bool:
+    """Whether attention should run through ``F.scaled_dot_product_attention`` on ``device`` under ``amp``.
+
+    Not under bf16 on a CPU: there its forward and backward ran 2.6x slower than explicit matmuls and a
+    softmax in bf16 (41 against 15.5 ms at batch 64, 3 heads, 100 tokens of 64 dims, 2 threads, AMD EPYC with
+    AVX-512, torch 2.14.1), and 1.8x slower than itself in fp32.
+    """
+    return not (torch.device(device).type == "cpu" and amp == torch.bfloat16)

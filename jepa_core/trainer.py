@@ -29,7 +29,7 @@ from jepa_core.checkpoint import (
     save_checkpoint,
 )
 from jepa_core.config import Config, dump_yaml
-from jepa_core.devices import autocast_dtype, resolve_device
+from jepa_core.devices import autocast_dtype, fused_attention, resolve_device
 from jepa_core.evaluate import collapse_warning
 from jepa_core.feeds import EvalData, TrainData
 from jepa_core.masks import mask_sampler
@@ -91,6 +91,7 @@ class Trainer:
         self.data = TrainData(cfg, self.device)
         self.eval_data = EvalData(cfg, self.device)
         self.model = build_ijepa(cfg, self.data.in_chans).to(self.device)
+        self.model.use_fused_attention(fused_attention(self.device, self.amp))
         if cfg.train.compile:
             self.model.compile_for_training()
         self.optimizer = make_optimizer(self.model, cfg)

@@ -17,7 +17,7 @@ from jepa_core.bench.flops import count_flops
 from jepa_core.bench.timing import Timing, matmul_peak_dtype, matmul_peak_gflops, timed
 from jepa_core.config import Config
 from jepa_core.data import RandomResizedCropAug
-from jepa_core.devices import autocast_dtype, precision_words
+from jepa_core.devices import autocast_dtype, fused_attention, precision_words
 from jepa_core.host_sync import SyncCounter
 from jepa_core.masks import MaskBatch, mask_sampler, mask_stats
 from jepa_core.models import Packing, build_ijepa
@@ -49,6 +49,7 @@ class StepBench:
         )
         # Compiled later (see run_bench): FLOPs are counted on the eager model.
         self.model = build_ijepa(cfg, chans).to(device)
+        self.model.use_fused_attention(fused_attention(device, self.amp))  # as the trainer chooses
         self.optimizer = make_optimizer(self.model, cfg)  # the trainer's: fused, configured betas
         self.sampler = mask_sampler(cfg.mask, self.model.encoder.grid)
         self.fixed_context = fixed_context_length(self.sampler, device)  # as the trainer pads

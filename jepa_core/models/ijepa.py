@@ -6,6 +6,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from timm.layers import Attention
 from torch import nn
 
 from jepa_core.models.encoder import JepaEncoder
@@ -57,6 +58,15 @@ class IJepa(nn.Module):
         self.encoder.compile(dynamic=True)
         self.predictor.compile(dynamic=True)
         self.target.compile()
+
+    def use_fused_attention(self, fused: bool) -> None:
+        """Attention through ``F.scaled_dot_product_attention`` (``fused``) or as explicit matmuls and a
+        softmax, in every block of the three networks (timm's ``Attention.fused_attn``, which the packed
+        blocks follow too). Same math; which is faster depends on device and dtype
+        (:func:`jepa_core.devices.fused_attention`)."""
+        for module in self.modules():
+            if isinstance(module, Attention):
+                module.fused_attn = fused
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:

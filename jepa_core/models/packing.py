@@ -138,10 +138,15 @@ def packed_block(blk: Block, x: torch.Tensor, packing: Packing, tail: int | None
         q = q.view(b, tail // b, a.num_heads, -1).transpose(1, 2)  # (B, H, T, d)
         x = x[-tail:]
     q, k = a.q_norm(q), a.k_norm(k)
-    drop = a.attn_drop.p if a.training else 0.0
-    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.key_ok, dropout_p=drop).transpose(
-        1, 2
-    )  # (B, L or T, H, d)
+    if a.fused_attn:
+        drop = a.attn_drop.p if a.training else 0.0
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.key_ok, dropout_p=drop)
+    else:  # explicit matmuls and softmax, as timm's Attention computes when not fused
+        scores = (q * a.scale) @ k.transpose(-2, -1)
+        if packing.key_ok is not None:
+            scores = scores.masked_fill(~packing.key_ok, float("-inf"))
+        attended = a.attn_drop(scores.softmax(dim=-1)) @ v
+    attended = attended.transpose(1, 2)  # (B, L or T, H, d)
     attended = (
         packing.pack(attended.flatten(2)) if tail is None else attended.reshape(tail, dim)
     )  # (N|tail, D)

@@ -138,3 +138,33 @@ def test_naive_loss__rejects_stochastic_depth():
     images, masks = _batch(ragged=True)
     with pytest.raises(ValueError, match="plain pre-norm"):
         naive_loss(model, images, masks)
+
+
+@pytest.mark.parametrize("one_pass", [False, True])
+def test_explicit_attention__equals_fused_in_loss_and_gradients(one_pass, monkeypatch):
+    """The explicit matmul-and-softmax attention (what bf16 on a CPU runs) computes the fused kernel's loss
+    and gradients, packed blocks included, and calls no fused kernel at all."""
+    model = _model()
+    model.predictor.one_pass = one_pass
+    images, masks = _batch(ragged=True)
+    params = [model.encoder.vit.blocks[0].attn.qkv.weight, model.predictor.blocks[1].attn.qkv.weight]
+    fused_loss = _fast_loss(model, images, masks, "l2")
+    fused = torch.autograd.grad(fused_loss, params)
+    model.use_fused_attention(False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the fused attention kernel ran")
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", refuse)
+    explicit_loss = _fast_loss(model, images, masks, "l2")
+    explicit = torch.autograd.grad(explicit_loss, params)
+    torch.testing.assert_close(explicit_loss, fused_loss, rtol=1e-5, atol=0.0)
+    for g_explicit, g_fused in zip(explicit, fused, strict=True):
+        torch.testing.assert_close(g_explicit, g_fused, rtol=1e-4, atol=1e-7)
+
+
+def test_fused_attention__not_under_bf16_on_a_cpu():
+    from jepa_core.devices import fused_attention
+
+    assert fused_attention("cpu", None) and fused_attention("cuda", torch.bfloat16)
+    assert not fused_attention("cpu", torch.bfloat16)
