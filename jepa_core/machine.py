@@ -15,16 +15,21 @@ from typing import Any
 LIBRARIES = ("torch", "ray", "mlflow", "timm")
 
 
-def cpu_name() -> str:
-    """The CPU model as the kernel reports it, else what Python knows."""
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first ``/proc/cpuinfo`` line that starts with one of ``keys``; None without one."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
+                if line.startswith(keys):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU model as the kernel reports it, else what Python knows."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
 
 
 def device_name(device: Any) -> str:
@@ -56,14 +61,8 @@ def cpu_native_bf16() -> bool | None:
 
     Without them torch emulates bf16 on a CPU, and a bf16 step runs slower than an fp32 one.
     """
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    return not NATIVE_BF16_FLAGS.isdisjoint(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
+    flags = _cpuinfo("flags", "Features")
+    return None if flags is None else not NATIVE_BF16_FLAGS.isdisjoint(flags.split())
 
 
 def compute(device: Any) -> dict[str, str | int]:

@@ -70,14 +70,15 @@ def check_resumable(state: dict[str, Any], config: Config, path: str | Path) -> 
     saved_type = _saved_device_type(state, saved)
     device_type = resolve_device(config.train.device).type
     saved_precision = precision_words(saved_type, saved.train.precision)
+    new_precision = precision_words(device_type, config.train.precision)
     if saved_type != device_type:
         old = f"{saved.train.device} ({saved_type}, {saved_precision})"
-        new = f"{config.train.device} ({device_type}, {precision_words(device_type, config.train.precision)})"
+        new = f"{config.train.device} ({device_type}, {new_precision})"
         raise ResumeMismatchError(
             f"checkpoint {path} was trained with train.device={old}, this config has train.device={new}: "
             f"resuming would change the run's math (pass --set train.device={saved_type} to continue it)"
         )
-    if saved_precision != precision_words(device_type, config.train.precision):
+    if saved_precision != new_precision:
         old, new = saved.train.precision, config.train.precision
         raise ResumeMismatchError(
             f"checkpoint {path} was trained with train.precision={old} ({saved_precision} on {saved_type}), "
